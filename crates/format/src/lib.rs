@@ -1,1 +1,19 @@
-//! x
+//! OSTree object formats, with no I/O: GVariant codecs for every ostree type, content and
+//! metadata checksums, the validation rules libostree applies (and the stricter ones we add),
+//! and ref names. Specification: `shared/docs/ostree-repo-format.md` §3–§9.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+#![deny(missing_docs)]
+
+mod checksum;
+mod content;
+mod error;
+pub mod gvariant;
+mod objects;
+pub mod refs;
+mod xattrs;
+
+pub use checksum::{Checksum, ObjectName, ObjectType};
+pub use content::{ContentHasher, regular_checksum, symlink_checksum};
+pub use error::{FormatError, FormatErrorKind};
+pub use objects::*;
+pub use xattrs::Xattrs;
