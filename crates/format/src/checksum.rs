@@ -12,7 +12,9 @@ pub struct Checksum(pub [u8; 32]);
 impl Checksum {
     /// From 32 raw bytes, as stored in dirtrees and commits.
     pub fn from_bytes(b: &[u8]) -> Result<Self, FormatError> {
-        let arr: [u8; 32] = b.try_into().map_err(|_| FormatError::InvalidChecksumBytes(b.len()))?;
+        let arr: [u8; 32] = b
+            .try_into()
+            .map_err(|_| FormatError::InvalidChecksumBytes(b.len()))?;
         Ok(Checksum(arr))
     }
 
@@ -34,7 +36,9 @@ impl Checksum {
 
     /// Whether `s` is a valid checksum string (64 lowercase hex digits).
     pub fn is_valid_hex(s: &str) -> bool {
-        s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 
     /// Loose-object path relative to `objects/`: `XX/REST.ext`.
@@ -51,7 +55,8 @@ impl FromStr for Checksum {
             return Err(FormatError::InvalidChecksum(s.to_string()));
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| FormatError::InvalidChecksum(s.to_string()))?;
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| FormatError::InvalidChecksum(s.to_string()))?;
         Ok(Checksum(out))
     }
 }
@@ -159,7 +164,10 @@ pub struct ObjectName {
 impl ObjectName {
     /// Builds a name.
     pub fn new(checksum: Checksum, object_type: ObjectType) -> Self {
-        ObjectName { checksum, object_type }
+        ObjectName {
+            checksum,
+            object_type,
+        }
     }
 }
 

@@ -38,7 +38,10 @@ fn get_u32(v: Option<&Value>) -> Result<u32, &'static str> {
 fn check_size(data: &[u8]) -> Result<(), FormatError> {
     let size = data.len() as u64;
     if size > MAX_METADATA_SIZE {
-        return Err(FormatError::TooLarge { size, limit: MAX_METADATA_SIZE });
+        return Err(FormatError::TooLarge {
+            size,
+            limit: MAX_METADATA_SIZE,
+        });
     }
     Ok(())
 }
@@ -75,17 +78,28 @@ impl FileMeta {
     pub fn validate_content_mode(&self) -> Result<(), FormatError> {
         let m = self.mode;
         if m & !(S_IFMT | 0o7777) != 0 || !(self.is_regular() || self.is_symlink()) {
-            return Err(FormatError::InvalidMode { mode: m, what: "content object" });
+            return Err(FormatError::InvalidMode {
+                mode: m,
+                what: "content object",
+            });
         }
         if self.is_symlink() && m != S_IFLNK | 0o777 {
-            return Err(FormatError::InvalidMode { mode: m, what: "symlink (must be 0120777)" });
+            return Err(FormatError::InvalidMode {
+                mode: m,
+                what: "symlink (must be 0120777)",
+            });
         }
         Ok(())
     }
 
     /// `(uuua(ayay))`: dirmeta and bare-user `user.ostreemeta`.
     pub fn to_dirmeta_value(&self) -> Value {
-        Value::Tuple(vec![be32(self.uid), be32(self.gid), be32(self.mode), self.xattrs.to_value()])
+        Value::Tuple(vec![
+            be32(self.uid),
+            be32(self.gid),
+            be32(self.mode),
+            self.xattrs.to_value(),
+        ])
     }
 
     /// Serialised `(uuua(ayay))`.
@@ -113,7 +127,10 @@ impl FileMeta {
     pub fn parse_dirmeta(data: &[u8]) -> Result<Self, FormatError> {
         let m = Self::from_dirmeta_bytes(data)?;
         if !m.is_dir() || m.mode & !(S_IFMT | 0o7777) != 0 {
-            return Err(FormatError::InvalidMode { mode: m.mode, what: "directory" });
+            return Err(FormatError::InvalidMode {
+                mode: m.mode,
+                what: "directory",
+            });
         }
         m.xattrs.check_canonical()?;
         Ok(m)
@@ -121,12 +138,20 @@ impl FileMeta {
 }
 
 fn malformed(ty: &Type, reason: &'static str) -> FormatError {
-    FormatError::Malformed { type_string: ty.to_string(), reason }
+    FormatError::Malformed {
+        type_string: ty.to_string(),
+        reason,
+    }
 }
 
 /// `(uuua(ayay))`
 pub fn dirmeta_type() -> Type {
-    Type::Tuple(vec![Type::U32, Type::U32, Type::U32, Type::Array(Box::new(xattr_elem_type()))])
+    Type::Tuple(vec![
+        Type::U32,
+        Type::U32,
+        Type::U32,
+        Type::Array(Box::new(xattr_elem_type())),
+    ])
 }
 
 /// `(uuuusa(ayay))`
@@ -216,9 +241,16 @@ pub fn parse_archive_header(data: &[u8]) -> Result<ContentHeader, FormatError> {
         mode: get_u32(m.get(3)).map_err(bad)?,
         xattrs: Xattrs::from_value(m.get(6).ok_or_else(|| bad("missing xattrs"))?)?,
     };
-    let target = m.get(5).and_then(Value::as_str).ok_or_else(|| bad("expected s"))?;
+    let target = m
+        .get(5)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("expected s"))?;
     let symlink_target = meta.is_symlink().then(|| target.to_string());
-    Ok(ContentHeader { size, meta, symlink_target })
+    Ok(ContentHeader {
+        size,
+        meta,
+        symlink_target,
+    })
 }
 
 /// A symlink target must be non-empty, valid UTF-8 and NUL-free to fit the `s` header field.
@@ -294,7 +326,12 @@ impl DirTree {
             Type::Tuple(vec![Type::Str, ay()]),
             self.files
                 .iter()
-                .map(|f| Value::Tuple(vec![Value::Str(f.name.clone()), Value::Bytes(f.checksum.0.to_vec())]))
+                .map(|f| {
+                    Value::Tuple(vec![
+                        Value::Str(f.name.clone()),
+                        Value::Bytes(f.checksum.0.to_vec()),
+                    ])
+                })
                 .collect(),
         );
         let dirs = Value::Array(
@@ -315,8 +352,10 @@ impl DirTree {
 
     /// Sorts both arrays by name bytes (`strcmp` order), as ostree builds them.
     pub fn sort(&mut self) {
-        self.files.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        self.dirs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        self.files
+            .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        self.dirs
+            .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     }
 
     /// Parses a `.dirtree` object and applies the strict native rules: valid names, both arrays
@@ -326,20 +365,30 @@ impl DirTree {
         let ty = dirtree_type();
         let v = from_bytes_normal(&ty, data)?;
         let bad = |r| malformed(&ty, r);
-        let Value::Tuple(m) = &v else { return Err(bad("not a tuple")) };
-        let (Some(Value::Array(_, files)), Some(Value::Array(_, dirs))) = (m.first(), m.get(1)) else {
+        let Value::Tuple(m) = &v else {
+            return Err(bad("not a tuple"));
+        };
+        let (Some(Value::Array(_, files)), Some(Value::Array(_, dirs))) = (m.first(), m.get(1))
+        else {
             return Err(bad("expected two arrays"));
         };
         let mut tree = DirTree::default();
         for f in files {
-            let Value::Tuple(e) = f else { return Err(bad("bad file entry")) };
+            let Value::Tuple(e) = f else {
+                return Err(bad("bad file entry"));
+            };
             let (Some(Value::Str(name)), Some(Value::Bytes(c))) = (e.first(), e.get(1)) else {
                 return Err(bad("bad file entry"));
             };
-            tree.files.push(TreeFile { name: name.clone(), checksum: Checksum::from_bytes(c)? });
+            tree.files.push(TreeFile {
+                name: name.clone(),
+                checksum: Checksum::from_bytes(c)?,
+            });
         }
         for d in dirs {
-            let Value::Tuple(e) = d else { return Err(bad("bad dir entry")) };
+            let Value::Tuple(e) = d else {
+                return Err(bad("bad dir entry"));
+            };
             let (Some(Value::Str(name)), Some(Value::Bytes(t)), Some(Value::Bytes(mc))) =
                 (e.first(), e.get(1), e.get(2))
             else {
@@ -357,13 +406,22 @@ impl DirTree {
 
     /// The strict structural rules (see [`DirTree::parse`]).
     pub fn validate(&self) -> Result<(), FormatError> {
-        for n in self.files.iter().map(|f| &f.name).chain(self.dirs.iter().map(|d| &d.name)) {
+        for n in self
+            .files
+            .iter()
+            .map(|f| &f.name)
+            .chain(self.dirs.iter().map(|d| &d.name))
+        {
             validate_filename(n)?;
         }
         let sorted = |names: Vec<&[u8]>, what: &str| -> Result<(), FormatError> {
             for w in names.windows(2) {
                 if w[0] >= w[1] {
-                    let kind = if w[0] == w[1] { "duplicate" } else { "unsorted" };
+                    let kind = if w[0] == w[1] {
+                        "duplicate"
+                    } else {
+                        "unsorted"
+                    };
                     return Err(FormatError::InvalidDirTree(format!(
                         "{kind} {what} entry {:?}",
                         String::from_utf8_lossy(w[1])
@@ -372,12 +430,22 @@ impl DirTree {
             }
             Ok(())
         };
-        sorted(self.files.iter().map(|f| f.name.as_bytes()).collect(), "file")?;
-        sorted(self.dirs.iter().map(|d| d.name.as_bytes()).collect(), "directory")?;
+        sorted(
+            self.files.iter().map(|f| f.name.as_bytes()).collect(),
+            "file",
+        )?;
+        sorted(
+            self.dirs.iter().map(|d| d.name.as_bytes()).collect(),
+            "directory",
+        )?;
         // Both arrays are sorted, so a merge finds names present in both.
         let (mut i, mut j) = (0, 0);
         while i < self.files.len() && j < self.dirs.len() {
-            match self.files[i].name.as_bytes().cmp(self.dirs[j].name.as_bytes()) {
+            match self.files[i]
+                .name
+                .as_bytes()
+                .cmp(self.dirs[j].name.as_bytes())
+            {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
@@ -418,7 +486,12 @@ impl MetaDict {
             Type::DictEntry(Box::new(Type::Str), Box::new(Type::Variant)),
             self.0
                 .iter()
-                .map(|(k, v)| Value::DictEntry(Box::new(Value::Str(k.clone())), Box::new(Value::Variant(Box::new(v.clone())))))
+                .map(|(k, v)| {
+                    Value::DictEntry(
+                        Box::new(Value::Str(k.clone())),
+                        Box::new(Value::Variant(Box::new(v.clone()))),
+                    )
+                })
                 .collect(),
         )
     }
@@ -431,10 +504,14 @@ impl MetaDict {
     /// From a decoded `a{sv}`.
     pub fn from_value(v: &Value) -> Result<Self, FormatError> {
         let ty = Type::parse("a{sv}")?;
-        let Value::Array(_, elems) = v else { return Err(malformed(&ty, "not an array")) };
+        let Value::Array(_, elems) = v else {
+            return Err(malformed(&ty, "not an array"));
+        };
         let mut out = Vec::with_capacity(elems.len());
         for e in elems {
-            let Value::DictEntry(k, val) = e else { return Err(malformed(&ty, "not a dict entry")) };
+            let Value::DictEntry(k, val) = e else {
+                return Err(malformed(&ty, "not a dict entry"));
+            };
             let (Value::Str(k), Value::Variant(inner)) = (k.as_ref(), val.as_ref()) else {
                 return Err(malformed(&ty, "not a {sv} entry"));
             };
@@ -474,7 +551,10 @@ pub struct Commit {
 /// `(a{sv}aya(say)sstayay)`
 pub fn commit_type() -> Type {
     Type::Tuple(vec![
-        Type::Array(Box::new(Type::DictEntry(Box::new(Type::Str), Box::new(Type::Variant)))),
+        Type::Array(Box::new(Type::DictEntry(
+            Box::new(Type::Str),
+            Box::new(Type::Variant),
+        ))),
         ay(),
         Type::Array(Box::new(Type::Tuple(vec![Type::Str, ay()]))),
         Type::Str,
@@ -495,7 +575,9 @@ impl Commit {
                 Type::Tuple(vec![Type::Str, ay()]),
                 self.related
                     .iter()
-                    .map(|(n, c)| Value::Tuple(vec![Value::Str(n.clone()), Value::Bytes(c.0.to_vec())]))
+                    .map(|(n, c)| {
+                        Value::Tuple(vec![Value::Str(n.clone()), Value::Bytes(c.0.to_vec())])
+                    })
                     .collect(),
             ),
             Value::Str(self.subject.clone()),
@@ -513,7 +595,9 @@ impl Commit {
         let ty = commit_type();
         let v = from_bytes_normal(&ty, data)?;
         let bad = |r| malformed(&ty, r);
-        let Value::Tuple(m) = &v else { return Err(bad("not a tuple")) };
+        let Value::Tuple(m) = &v else {
+            return Err(bad("not a tuple"));
+        };
         let metadata = MetaDict::from_value(m.first().ok_or_else(|| bad("missing metadata"))?)?;
         if metadata.0.iter().any(|(k, _)| k.is_empty()) {
             return Err(FormatError::InvalidCommit("empty metadata key"));
@@ -521,7 +605,11 @@ impl Commit {
         let parent = match m.get(1) {
             Some(Value::Bytes(b)) if b.is_empty() => None,
             Some(Value::Bytes(b)) if b.len() == 32 => Some(Checksum::from_bytes(b)?),
-            _ => return Err(FormatError::InvalidCommit("parent is neither empty nor 32 bytes")),
+            _ => {
+                return Err(FormatError::InvalidCommit(
+                    "parent is neither empty nor 32 bytes",
+                ));
+            }
         };
         let mut related = Vec::new();
         if let Some(Value::Array(_, rel)) = m.get(2) {
@@ -533,13 +621,19 @@ impl Commit {
                 }
             }
         }
-        let s = |i: usize| m.get(i).and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad("expected s"));
+        let s = |i: usize| {
+            m.get(i)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| bad("expected s"))
+        };
         let timestamp = match m.get(5) {
             Some(Value::U64(t)) => t.swap_bytes(),
             _ => return Err(bad("expected t")),
         };
         let csum = |i: usize| match m.get(i) {
-            Some(Value::Bytes(b)) => Checksum::from_bytes(b).map_err(|_| FormatError::InvalidCommit("root checksum is not 32 bytes")),
+            Some(Value::Bytes(b)) => Checksum::from_bytes(b)
+                .map_err(|_| FormatError::InvalidCommit("root checksum is not 32 bytes")),
             _ => Err(bad("expected ay")),
         };
         Ok(Commit {

@@ -31,7 +31,10 @@ pub fn validate_ref(name: &str) -> Result<(), FormatError> {
 /// Validates a remote name (one ref component).
 pub fn validate_remote_name(name: &str) -> Result<(), FormatError> {
     if name.contains('/') {
-        return Err(FormatError::InvalidRef(name.to_string(), "remote name contains '/'"));
+        return Err(FormatError::InvalidRef(
+            name.to_string(),
+            "remote name contains '/'",
+        ));
     }
     validate_ref(name)
 }
@@ -43,7 +46,10 @@ pub fn validate_remote_name(name: &str) -> Result<(), FormatError> {
 /// produces an invalid ref).
 pub fn escape_for_ref(input: &str) -> Result<String, FormatError> {
     if input.is_empty() {
-        return Err(FormatError::InvalidRef(String::new(), "cannot escape empty text"));
+        return Err(FormatError::InvalidRef(
+            String::new(),
+            "cannot escape empty text",
+        ));
     }
     let chars: Vec<char> = input.chars().collect();
     let mut out = String::with_capacity(input.len() * 2);
@@ -59,9 +65,7 @@ pub fn escape_for_ref(input: &str) -> Result<String, FormatError> {
             prev_alnum = true;
             continue;
         }
-        if c == '-' && !at_component_start {
-            out.push(c);
-        } else if c == '/' && prev_alnum && !last {
+        if (c == '-' && !at_component_start) || (c == '/' && prev_alnum && !last) {
             out.push(c);
         } else if c == '_' {
             out.push_str("__");
@@ -110,10 +114,27 @@ mod tests {
 
     #[test]
     fn refs() {
-        for ok in ["a", "test", "fedora/x86_64/coreos/stable", "ostree/container/blob/sha256_3A_2c26", "_x", "a.b-c"] {
+        for ok in [
+            "a",
+            "test",
+            "fedora/x86_64/coreos/stable",
+            "ostree/container/blob/sha256_3A_2c26",
+            "_x",
+            "a.b-c",
+        ] {
             validate_ref(ok).unwrap();
         }
-        for bad in ["", "/a", "a/", "a//b", "-a", ".a", "a b", "a:b", &"0".repeat(64)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "-a",
+            ".a",
+            "a b",
+            "a:b",
+            &"0".repeat(64),
+        ] {
             assert!(validate_ref(bad).is_err(), "{bad}");
         }
     }
@@ -122,7 +143,10 @@ mod tests {
     fn escaping() {
         let cases = [
             ("sha256:2c26b4", "sha256_3A_2c26b4"),
-            ("docker://quay.io/fedora/fedora:latest", "docker_3A__2F__2F_quay_2E_io/fedora/fedora_3A_latest"),
+            (
+                "docker://quay.io/fedora/fedora:latest",
+                "docker_3A__2F__2F_quay_2E_io/fedora/fedora_3A_latest",
+            ),
             ("a_b", "a__b"),
             ("trailing/", "trailing_2F_"),
             ("ü", "_FC_"),

@@ -18,7 +18,10 @@ impl Xattrs {
     /// Canonical form of a set read from a filesystem: sorted by name, zero-length values
     /// dropped (libglnx skips them), duplicates removed.
     pub fn canonical(pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
-        let mut v: Vec<_> = pairs.into_iter().filter(|(_, val)| !val.is_empty()).collect();
+        let mut v: Vec<_> = pairs
+            .into_iter()
+            .filter(|(_, val)| !val.is_empty())
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
         Xattrs(v)
@@ -93,7 +96,8 @@ impl Xattrs {
             let Value::Tuple(m) = e else {
                 return Err(FormatError::NonCanonicalXattrs("not an (ayay) element"));
             };
-            let (Some(Value::Bytes(name)), Some(Value::Bytes(value))) = (m.first(), m.get(1)) else {
+            let (Some(Value::Bytes(name)), Some(Value::Bytes(value))) = (m.first(), m.get(1))
+            else {
                 return Err(FormatError::NonCanonicalXattrs("not an (ayay) element"));
             };
             let Some((0, bare)) = name.split_last() else {
@@ -115,5 +119,8 @@ impl Xattrs {
 }
 
 pub(crate) fn xattr_elem_type() -> Type {
-    Type::Tuple(vec![Type::Array(Box::new(Type::Byte)), Type::Array(Box::new(Type::Byte))])
+    Type::Tuple(vec![
+        Type::Array(Box::new(Type::Byte)),
+        Type::Array(Box::new(Type::Byte)),
+    ])
 }

@@ -9,27 +9,35 @@ use crate::error::FormatError;
 pub fn from_bytes_normal(ty: &Type, data: &[u8]) -> Result<Value, FormatError> {
     let v = from_bytes(ty, data)?;
     if v.to_bytes() != data {
-        return Err(FormatError::NotNormalForm { type_string: ty.to_string() });
+        return Err(FormatError::NotNormalForm {
+            type_string: ty.to_string(),
+        });
     }
     Ok(v)
 }
 
 /// Decodes `data` as a value of type `ty`, checking framing but not full normal form.
 pub fn from_bytes(ty: &Type, data: &[u8]) -> Result<Value, FormatError> {
-    decode(ty, data, 0).map_err(|reason| FormatError::Malformed { type_string: ty.to_string(), reason })
+    decode(ty, data, 0).map_err(|reason| FormatError::Malformed {
+        type_string: ty.to_string(),
+        reason,
+    })
 }
 
 type R<T> = Result<T, &'static str>;
 
 fn read_le(data: &[u8], at: usize, width: usize) -> R<usize> {
-    let slice = data.get(at..at + width).ok_or("framing offset out of range")?;
+    let slice = data
+        .get(at..at + width)
+        .ok_or("framing offset out of range")?;
     let mut buf = [0u8; 8];
     buf[..width].copy_from_slice(slice);
     usize::try_from(u64::from_le_bytes(buf)).map_err(|_| "framing offset too large")
 }
 
 fn fixed<const N: usize>(data: &[u8]) -> R<[u8; N]> {
-    data.try_into().map_err(|_| "wrong size for a fixed-size value")
+    data.try_into()
+        .map_err(|_| "wrong size for a fixed-size value")
 }
 
 fn decode(ty: &Type, data: &[u8], depth: usize) -> R<Value> {
@@ -55,9 +63,14 @@ fn decode(ty: &Type, data: &[u8], depth: usize) -> R<Value> {
         Type::ObjectPath => Value::ObjectPath(decode_str(data)?),
         Type::Signature => Value::Signature(decode_str(data)?),
         Type::Variant => {
-            let nul = data.iter().rposition(|&b| b == 0).ok_or("variant without type separator")?;
-            let sig = std::str::from_utf8(&data[nul + 1..]).map_err(|_| "variant type is not UTF-8")?;
-            let child_ty = Type::parse(sig).map_err(|_| "variant carries an invalid type string")?;
+            let nul = data
+                .iter()
+                .rposition(|&b| b == 0)
+                .ok_or("variant without type separator")?;
+            let sig =
+                std::str::from_utf8(&data[nul + 1..]).map_err(|_| "variant type is not UTF-8")?;
+            let child_ty =
+                Type::parse(sig).map_err(|_| "variant carries an invalid type string")?;
             Value::Variant(Box::new(decode(&child_ty, &data[..nul], depth + 1)?))
         }
         Type::Maybe(t) => {
@@ -107,10 +120,13 @@ fn decode_array(elem: &Type, data: &[u8], depth: usize) -> R<Vec<Value>> {
         return Ok(Vec::new());
     }
     if let Some(size) = elem.fixed_size() {
-        if data.len() % size != 0 {
+        if !data.len().is_multiple_of(size) {
             return Err("array size is not a multiple of its element size");
         }
-        return data.chunks_exact(size).map(|c| decode(elem, c, depth + 1)).collect();
+        return data
+            .chunks_exact(size)
+            .map(|c| decode(elem, c, depth + 1))
+            .collect();
     }
     let width = offset_width_for_total(data.len());
     let last_end = read_le(data, data.len() - width.min(data.len()), width)?;
@@ -118,7 +134,7 @@ fn decode_array(elem: &Type, data: &[u8], depth: usize) -> R<Vec<Value>> {
         return Err("array framing offset beyond the end");
     }
     let table = data.len() - last_end;
-    if table == 0 || table % width != 0 {
+    if table == 0 || !table.is_multiple_of(width) {
         return Err("array offset table has a bad size");
     }
     let n = table / width;
@@ -138,10 +154,10 @@ fn decode_array(elem: &Type, data: &[u8], depth: usize) -> R<Vec<Value>> {
 }
 
 fn decode_members(ty: &Type, members: &[&Type], data: &[u8], depth: usize) -> R<Vec<Value>> {
-    if let Some(size) = ty.fixed_size() {
-        if data.len() != size {
-            return Err("fixed-size tuple has the wrong size");
-        }
+    if let Some(size) = ty.fixed_size()
+        && data.len() != size
+    {
+        return Err("fixed-size tuple has the wrong size");
     }
     let width = offset_width_for_total(data.len());
     let n_offsets = members

@@ -125,11 +125,7 @@ impl Type {
     pub fn is_basic(&self) -> bool {
         !matches!(
             self,
-            Type::Variant
-                | Type::Maybe(_)
-                | Type::Array(_)
-                | Type::Tuple(_)
-                | Type::DictEntry(..)
+            Type::Variant | Type::Maybe(_) | Type::Array(_) | Type::Tuple(_) | Type::DictEntry(..)
         )
     }
 
@@ -231,7 +227,14 @@ mod tests {
 
     #[test]
     fn parse_and_print() {
-        for s in ["(a{sv}aya(say)sstayay)", "(a(say)a(sayay))", "(uuua(ayay))", "mas", "()", "a{s(taya{sv})}"] {
+        for s in [
+            "(a{sv}aya(say)sstayay)",
+            "(a(say)a(sayay))",
+            "(uuua(ayay))",
+            "mas",
+            "()",
+            "a{s(taya{sv})}",
+        ] {
             assert_eq!(Type::parse(s).unwrap().to_string(), s);
         }
         for s in ["", "(", "a", "{vs}", "(u", "uu", "{sss}", "z"] {

@@ -140,12 +140,18 @@ impl Value {
                 }
             }
             Value::Tuple(ms) => encode_members(out, base, ms.iter()),
-            Value::DictEntry(k, v) => encode_members(out, base, [k.as_ref(), v.as_ref()].into_iter()),
+            Value::DictEntry(k, v) => {
+                encode_members(out, base, [k.as_ref(), v.as_ref()].into_iter())
+            }
         }
     }
 }
 
-fn encode_members<'a>(out: &mut Vec<u8>, base: usize, members: impl ExactSizeIterator<Item = &'a Value>) {
+fn encode_members<'a>(
+    out: &mut Vec<u8>,
+    base: usize,
+    members: impl ExactSizeIterator<Item = &'a Value>,
+) {
     let start = out.len();
     let n = members.len();
     let mut ends = Vec::new();

@@ -1,0 +1,197 @@
+//! Thin system helpers: OFD locks, anonymous temp files, xattrs.
+//!
+//! OFD record locks are what libostree uses for `.lock` and staging locks; `flock` and classic
+//! process-associated `fcntl` locks do not conflict with them, so neither would exclude libostree.
+//! rustix exposes only the classic kind, hence the one `unsafe` call below.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// Lock kinds for [`ofd_lock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// `F_RDLCK`
+    Shared,
+    /// `F_WRLCK`
+    Exclusive,
+    /// `F_UNLCK`
+    Unlock,
+}
+
+/// Takes (or releases) a whole-file OFD lock without blocking. `Ok(false)` means another holder
+/// has a conflicting lock.
+#[allow(unsafe_code)]
+pub fn ofd_lock(fd: BorrowedFd<'_>, kind: LockKind) -> io::Result<bool> {
+    let l_type = match kind {
+        LockKind::Shared => libc::F_RDLCK,
+        LockKind::Exclusive => libc::F_WRLCK,
+        LockKind::Unlock => libc::F_UNLCK,
+    };
+    // SAFETY: `flock` is plain old data; zeroed is a valid value for every field.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    // SAFETY: F_OFD_SETLK takes a pointer to a valid `struct flock`, which outlives the call;
+    // the fd is borrowed and therefore open.
+    let r = unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_OFD_SETLK,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Opens an unnamed temporary file in `dir` (`O_TMPFILE`), to be linked in once complete.
+pub fn tmpfile_in(dir: BorrowedFd<'_>) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Gives an `O_TMPFILE` a name (`linkat` through `/proc/self/fd`, as libglnx does; EEXIST is
+/// reported to the caller).
+pub fn link_tmpfile(file: &File, dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        dir,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    )?;
+    Ok(())
+}
+
+/// Lists and reads the xattrs of `path` without following symlinks.
+pub fn read_xattrs_path(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = list_names(|buf| rustix::fs::llistxattr(path, buf))?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let v = read_value(|buf| rustix::fs::lgetxattr(path, n.as_slice(), buf))?;
+        if let Some(v) = v {
+            out.push((n, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Lists and reads the xattrs of an open file.
+pub fn read_xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = list_names(|buf| rustix::fs::flistxattr(fd, buf))?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        if let Some(v) = read_value(|buf| rustix::fs::fgetxattr(fd, n.as_slice(), buf))? {
+            out.push((n, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one xattr of an open file; `None` if absent.
+pub fn get_xattr_fd(fd: BorrowedFd<'_>, name: &str) -> io::Result<Option<Vec<u8>>> {
+    read_value(|buf| rustix::fs::fgetxattr(fd, name, buf))
+}
+
+fn list_names(
+    mut f: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<Vec<u8>>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf
+                    .split(|&b| b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            Err(rustix::io::Errno::RANGE) if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn read_value(
+    mut f: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(rustix::io::Errno::RANGE) if buf.len() < (1 << 21) => buf.resize(buf.len() * 8, 0),
+            Err(rustix::io::Errno::NODATA) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sets xattrs on an open file.
+pub fn set_xattrs_fd(fd: BorrowedFd<'_>, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    for (n, v) in xattrs {
+        rustix::fs::fsetxattr(fd, n.as_slice(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// Sets xattrs on a path without following symlinks.
+pub fn set_xattrs_path(path: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    for (n, v) in xattrs {
+        rustix::fs::lsetxattr(path, n.as_slice(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// Sets mtime to 0 (atime untouched), as libostree does for content objects.
+pub fn zero_mtime(fd: impl AsFd) -> io::Result<()> {
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::futimens(fd, &ts)?;
+    Ok(())
+}
+
+/// Random alphanumeric suffix for temporary names.
+pub fn random_suffix(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Whether the process runs as root (free-space accounting and ownership depend on it).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
