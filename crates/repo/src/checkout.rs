@@ -62,6 +62,12 @@ impl Repo {
         if dest.symlink_metadata().is_ok() {
             return Err(RepoError::AlreadyExists(dest.to_path_buf()));
         }
+        // libostree always checks bare-user-only repositories out in user mode.
+        let mut opts = opts.clone();
+        if self.config.mode == RepoMode::BareUserOnly {
+            opts.user_mode = true;
+        }
+        let opts = &opts;
         let c = self.load_commit(commit)?;
         let mut dirs = Vec::new();
         let mut files = Vec::new();
@@ -130,7 +136,16 @@ impl Repo {
                 RepoMode::BareUserOnly => true,
                 _ => false,
             };
-        if can_link {
+        // As libostree: an object its owner cannot read is copied (and made readable) instead.
+        let unreadable = || {
+            fs::symlink_metadata(self.object_path(&name))
+                .map(|m| {
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o400 == 0
+                        && m.is_file()
+                })
+                .unwrap_or(false)
+        };
+        if can_link && !(opts.user_mode && unreadable()) {
             match fs::hard_link(self.object_path(&name), &job.dest) {
                 Ok(()) => return Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -176,7 +191,8 @@ impl Repo {
         f.flush().io("write", dest)?;
         let mut perms = meta.mode & 0o7777;
         if opts.user_mode {
-            perms &= !0o6000;
+            // User mode drops setuid/setgid and keeps files readable by their owner, as libostree.
+            perms = (perms & !0o6000) | 0o400;
         } else {
             rustix::fs::fchown(
                 &f,

@@ -1,0 +1,206 @@
+//! Our commits equal `ostree commit`'s, and `ostree` accepts what we write.
+
+use std::collections::BTreeSet;
+
+use ostree_repo::format::ObjectType;
+use ostree_repo::{CheckoutOptions, NoProgress, Repo, RepoMode, TreeOptions};
+use test_support::compare::{SnapshotOptions, assert_trees_equal};
+use test_support::ostree_cli::list_object_files;
+use test_support::tree::{self, TreeOptions as GenOptions};
+
+use crate::*;
+
+#[test]
+fn reference_tree_checksums_in_every_mode() {
+    let d = scratch();
+    let src = d.path().join("tree");
+    tree::reference_tree(&src).unwrap();
+    for (mode, name) in MODES {
+        let repo = Repo::create(&d.path().join(format!("ours-{name}")), mode).unwrap();
+        let c = native_commit(&repo, &src, "test", &TreeOptions::new());
+        let expected = if mode == RepoMode::BareUserOnly {
+            "7bbe76ab2fc2bbf164fb3c36882f7252812937b87d9922a7e65232bb6b7947a4"
+        } else {
+            "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166"
+        };
+        assert_eq!(c.to_hex(), expected, "mode {name}");
+        ostree().fsck(repo.path()).unwrap().check().unwrap();
+    }
+}
+
+/// Commits a generated tree with both implementations in `mode` and compares everything.
+fn differential(gen_opts: &GenOptions, mode: RepoMode, name: &str) {
+    let d = scratch();
+    let src = d.path().join("tree");
+    tree::generate_tree(&src, gen_opts).unwrap();
+    let cli = ostree();
+    let theirs = d.path().join("theirs");
+    cli.init(&theirs, name).unwrap();
+    let their_commit = cli
+        .commit(&theirs, "test", &src, &cli_commit_opts())
+        .unwrap();
+
+    let repo = Repo::create(&d.path().join("ours"), mode).unwrap();
+    let ours = native_commit(&repo, &src, "test", &TreeOptions::new());
+    assert_eq!(ours.to_hex(), their_commit, "commit checksum in {name}");
+
+    // Same object files (ignoring the ref-independent layout), fsck clean, same listing.
+    assert_eq!(
+        list_object_files(repo.path()).unwrap(),
+        list_object_files(&theirs).unwrap(),
+        "{name} objects"
+    );
+    cli.fsck(repo.path()).unwrap().check().unwrap();
+    assert_eq!(
+        cli.ls_rxc(repo.path(), "test").unwrap(),
+        cli.ls_rxc(&theirs, "test").unwrap()
+    );
+
+    // ostree checks our commit out to the source tree.
+    let out = d.path().join("checkout");
+    cli.checkout(repo.path(), "test", &out, false).unwrap();
+    // bare-user-only keeps canonical permissions, and its (user-mode) checkouts make files
+    // readable by their owner: ignore u+r there.
+    let snap = if mode == RepoMode::BareUserOnly {
+        SnapshotOptions {
+            ownership: false,
+            xattrs: false,
+            mode_mask: 0o355,
+            ..Default::default()
+        }
+    } else {
+        SnapshotOptions::default()
+    };
+    assert_trees_equal(&src, &out, &snap).unwrap();
+
+    // Our checkout equals ostree's, bit for bit.
+    let ours_out = d.path().join("our-checkout");
+    repo.checkout(
+        &ours,
+        &ours_out,
+        &CheckoutOptions::new(),
+        &NoProgress,
+        &NO_INTERRUPT,
+    )
+    .unwrap();
+    assert_trees_equal(&out, &ours_out, &SnapshotOptions::default()).unwrap();
+
+    // Committing the same tree again writes nothing new.
+    let before = list_object_files(repo.path()).unwrap();
+    native_commit(&repo, &src, "test2", &TreeOptions::new());
+    let after = list_object_files(repo.path()).unwrap();
+    let added: BTreeSet<_> = after.difference(&before).collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "only the new commit object is added (ref binding differs): {added:?}"
+    );
+}
+
+#[test]
+fn generated_tree_bare() {
+    differential(&GenOptions::default(), RepoMode::Bare, "bare");
+}
+
+#[test]
+fn generated_tree_bare_user() {
+    differential(&GenOptions::default(), RepoMode::BareUser, "bare-user");
+}
+
+#[test]
+fn generated_tree_bare_user_only() {
+    differential(
+        &GenOptions::default(),
+        RepoMode::BareUserOnly,
+        "bare-user-only",
+    );
+}
+
+#[test]
+fn generated_tree_archive() {
+    differential(&GenOptions::default(), RepoMode::Archive, "archive");
+}
+
+#[test]
+fn full_tree_with_big_file_and_huge_directory() {
+    // 17 MiB file, 2100-entry directory (4-byte offsets), long names (2-byte offsets).
+    differential(&GenOptions::full(), RepoMode::BareUser, "bare-user");
+}
+
+#[test]
+fn full_tree_archive() {
+    differential(
+        &GenOptions {
+            seed: 7,
+            ..GenOptions::full()
+        },
+        RepoMode::Archive,
+        "archive",
+    );
+}
+
+#[test]
+fn owner_and_canonical_options_match_cli() {
+    let d = scratch();
+    let src = d.path().join("tree");
+    tree::generate_tree(&src, &GenOptions::default()).unwrap();
+    let cli = ostree();
+    let theirs = d.path().join("theirs");
+    cli.init(&theirs, "bare-user").unwrap();
+    let repo = Repo::create(&d.path().join("ours"), RepoMode::BareUser).unwrap();
+
+    let mut opts = cli_commit_opts();
+    opts.owner_uid = Some(5);
+    opts.owner_gid = Some(6);
+    let t1 = cli.commit(&theirs, "owned", &src, &opts).unwrap();
+    let mut tree_opts = TreeOptions::new();
+    tree_opts.owner_uid = Some(5);
+    tree_opts.owner_gid = Some(6);
+    assert_eq!(native_commit(&repo, &src, "owned", &tree_opts).to_hex(), t1);
+
+    let mut opts = cli_commit_opts();
+    opts.canonical_permissions = true;
+    let t2 = cli.commit(&theirs, "canon", &src, &opts).unwrap();
+    let mut tree_opts = TreeOptions::new();
+    tree_opts.canonical_permissions = true;
+    assert_eq!(native_commit(&repo, &src, "canon", &tree_opts).to_hex(), t2);
+    cli.fsck(repo.path()).unwrap().check().unwrap();
+}
+
+#[test]
+fn user_mode_checkout() {
+    let d = scratch();
+    let src = d.path().join("tree");
+    tree::generate_tree(&src, &GenOptions::default()).unwrap();
+    let repo = Repo::create(&d.path().join("ours"), RepoMode::BareUser).unwrap();
+    let c = native_commit(&repo, &src, "test", &TreeOptions::new());
+    let out = d.path().join("co");
+    let mut opts = CheckoutOptions::new();
+    opts.user_mode = true;
+    repo.checkout(&c, &out, &opts, &NoProgress, &NO_INTERRUPT)
+        .unwrap();
+    // Content, symlinks and permission bits without setuid/setgid are reproduced (files are
+    // made owner-readable, as by `ostree checkout -U`).
+    let snap = SnapshotOptions {
+        ownership: false,
+        xattrs: false,
+        mode_mask: 0o1377,
+        ..Default::default()
+    };
+    assert_trees_equal(&src, &out, &snap).unwrap();
+    // The commit is listed by a traversal exactly as the object files (plus nothing else).
+    let r = repo.traverse_commit(&c).unwrap();
+    assert!(r.missing.is_empty());
+    let listed: BTreeSet<String> = r.objects.iter().map(|o| o.to_string()).collect();
+    let files: BTreeSet<String> = list_object_files(repo.path())
+        .unwrap()
+        .into_iter()
+        .filter(|f| !f.ends_with(".commitmeta"))
+        .collect();
+    assert_eq!(listed, files);
+    assert!(
+        r.objects
+            .iter()
+            .any(|o| o.object_type == ObjectType::DirTree)
+    );
+}
