@@ -1,0 +1,393 @@
+//! Our own fetch configuration, mapped onto the proxy crate's `ImageProxyConfig`.
+//!
+//! Keeping our own type lets us validate up front (conflicting auth, options the installed
+//! skopeo lacks) with typed errors instead of a proxy that silently ignores an option.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use containers_image_proxy::ImageProxyConfig;
+
+/// Default for [`FetchConfig::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A skopeo (or compatible) program plus leading arguments, e.g. `systemd-run … -- skopeo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkopeoCommand {
+    /// Program to run.
+    pub program: PathBuf,
+    /// Arguments placed before `experimental-image-proxy`.
+    pub args: Vec<OsString>,
+}
+
+impl SkopeoCommand {
+    /// A bare program without extra arguments.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        c
+    }
+}
+
+/// How to reach the image: credentials, TLS, the skopeo binary, timeouts, parallelism.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FetchConfig {
+    /// Credentials file (`--authfile`). Conflicts with `auth_data` and `auth_anonymous`.
+    pub authfile: Option<PathBuf>,
+    /// Credentials passed as an open file (copied to an anonymous temp file for skopeo).
+    pub auth_data: Option<File>,
+    /// Use no credentials at all (`--no-creds`).
+    pub auth_anonymous: bool,
+    /// Directory with `*.crt`, `*.cert`, `*.key` for the registry (`--cert-dir`).
+    pub certificate_directory: Option<PathBuf>,
+    /// Skip TLS verification and allow plain HTTP (`--tls-verify=false`).
+    pub insecure_skip_tls_verification: bool,
+    /// Pass `--insecure-policy` (skip containers-policy.json; only enforced by skopeo ≥ 1.13).
+    pub insecure_policy: bool,
+    /// Keys to decrypt encrypted images (`--decryption-key`, needs a newer skopeo than 1.9).
+    pub decryption_keys: Vec<String>,
+    /// Prefix for the HTTP user agent (`--user-agent-prefix`, needs a newer skopeo).
+    pub user_agent_prefix: Option<String>,
+    /// Run this instead of `skopeo` (which is then not bound to our lifetime by pdeathsig).
+    pub skopeo: Option<SkopeoCommand>,
+    /// Pass `--debug` and let skopeo log to our stderr.
+    pub debug: bool,
+    /// Fail when no byte arrives for this long on any transfer or request.
+    pub stall_timeout: Duration,
+    /// How many layers are fetched and decompressed at the same time.
+    pub layer_concurrency: NonZeroUsize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            authfile: None,
+            auth_data: None,
+            auth_anonymous: false,
+            certificate_directory: None,
+            insecure_skip_tls_verification: false,
+            insecure_policy: false,
+            decryption_keys: Vec::new(),
+            user_agent_prefix: None,
+            skopeo: None,
+            debug: false,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            layer_concurrency: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
+/// The configuration cannot be turned into a proxy invocation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// More than one of `authfile`, `auth_data`, `auth_anonymous`.
+    #[error("Conflicting authentication options: only one of authfile, auth data and anonymous")]
+    ConflictingAuth,
+    /// The installed skopeo does not know a flag we were asked to pass.
+    #[error("option {option} needs a newer skopeo than {program} (its image proxy lacks it)")]
+    NeedsNewerSkopeo {
+        /// The flag, e.g. `--decryption-key`.
+        option: &'static str,
+        /// The program that was probed.
+        program: PathBuf,
+    },
+    /// Running `<skopeo> … --help` to probe capabilities failed.
+    #[error("cannot run {program} to probe its options: {source}")]
+    Probe {
+        /// The program that was run.
+        program: PathBuf,
+        /// Why it could not run.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Candidate default auth files in lookup order (spec section 12).
+pub fn default_authfile_candidates(
+    is_root: bool,
+    xdg_runtime_dir: Option<&Path>,
+    home: Option<&Path>,
+    uid: u32,
+) -> Vec<PathBuf> {
+    if is_root {
+        return ["/run/ostree", "/etc/ostree", "/usr/lib/ostree"]
+            .iter()
+            .map(|d| Path::new(d).join("auth.json"))
+            .collect();
+    }
+    let runtime = xdg_runtime_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{uid}")));
+    let mut v = vec![runtime.join("ostree/auth.json")];
+    if let Some(home) = home {
+        v.push(home.join(".config/ostree/auth.json"));
+    }
+    v
+}
+
+/// The first existing default auth file for this process, following symlinks.
+pub fn find_default_authfile() -> Option<PathBuf> {
+    let uid = rustix::process::geteuid();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    default_authfile_candidates(uid.is_root(), xdg.as_deref(), home.as_deref(), uid.as_raw())
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// Help text of the proxy subcommand plus the global help, cached per command line.
+fn probe_help(cmd: &SkopeoCommand) -> Result<String, ConfigError> {
+    static CACHE: OnceLock<Mutex<HashMap<Vec<OsString>, String>>> = OnceLock::new();
+    let key: Vec<OsString> = std::iter::once(cmd.program.clone().into_os_string())
+        .chain(cmd.args.iter().cloned())
+        .collect();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(h);
+    }
+    let mut text = String::new();
+    for extra in [&["experimental-image-proxy", "--help"][..], &["--help"][..]] {
+        let out = cmd
+            .command()
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|source| ConfigError::Probe {
+                program: cmd.program.clone(),
+                source,
+            })?;
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, text.clone());
+    }
+    Ok(text)
+}
+
+impl FetchConfig {
+    /// The skopeo command line that will be used.
+    pub fn skopeo_command(&self) -> SkopeoCommand {
+        self.skopeo
+            .clone()
+            .unwrap_or_else(|| SkopeoCommand::new("skopeo"))
+    }
+
+    /// Build the proxy crate's configuration, probing skopeo only for options that need it.
+    pub fn into_proxy_config(self) -> Result<ImageProxyConfig, ConfigError> {
+        self.into_proxy_config_with(find_default_authfile, probe_help)
+    }
+
+    /// [`Self::into_proxy_config`] with injectable auth lookup and skopeo probe (for tests).
+    pub(crate) fn into_proxy_config_with(
+        mut self,
+        default_authfile: impl FnOnce() -> Option<PathBuf>,
+        probe: impl Fn(&SkopeoCommand) -> Result<String, ConfigError>,
+    ) -> Result<ImageProxyConfig, ConfigError> {
+        let n_auth = [
+            self.authfile.is_some(),
+            self.auth_data.is_some(),
+            self.auth_anonymous,
+        ]
+        .into_iter()
+        .filter(|x| *x)
+        .count();
+        if n_auth > 1 {
+            return Err(ConfigError::ConflictingAuth);
+        }
+        let skopeo = self.skopeo_command();
+        let needs_probe = !self.decryption_keys.is_empty() || self.user_agent_prefix.is_some();
+        if needs_probe {
+            let help = probe(&skopeo)?;
+            let wanted = [
+                ("--decryption-key", !self.decryption_keys.is_empty()),
+                ("--user-agent-prefix", self.user_agent_prefix.is_some()),
+            ];
+            for (option, used) in wanted {
+                if used && !help.contains(option) {
+                    return Err(ConfigError::NeedsNewerSkopeo {
+                        option,
+                        program: skopeo.program.clone(),
+                    });
+                }
+            }
+        }
+        let mut c = ImageProxyConfig::default();
+        if n_auth == 0 {
+            match default_authfile() {
+                Some(p) => c.authfile = Some(p),
+                // Without this skopeo would fall back to the containers auth paths.
+                None => c.auth_anonymous = true,
+            }
+        } else {
+            c.authfile = self.authfile.clone();
+            c.auth_data = self.auth_data.take();
+            c.auth_anonymous = self.auth_anonymous;
+        }
+        c.certificate_directory = self.certificate_directory.clone();
+        c.insecure_skip_tls_verification = Some(self.insecure_skip_tls_verification);
+        c.insecure_policy = Some(self.insecure_policy);
+        if !self.decryption_keys.is_empty() {
+            c.decryption_keys = Some(self.decryption_keys.clone());
+        }
+        c.user_agent_prefix = self.user_agent_prefix.clone();
+        c.debug = self.debug;
+        // Only a custom command replaces the crate's default, which binds skopeo to our
+        // lifetime with a parent-death signal.
+        c.skopeo_cmd = self.skopeo.as_ref().map(SkopeoCommand::command);
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+// Field assignment is how callers outside the crate must fill a non_exhaustive struct.
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    fn no_probe(_: &SkopeoCommand) -> Result<String, ConfigError> {
+        panic!("probe must not run")
+    }
+
+    #[test]
+    fn defaults_are_anonymous_without_authfile() {
+        let cfg = FetchConfig::default();
+        assert_eq!(cfg.stall_timeout, DEFAULT_STALL_TIMEOUT);
+        assert!(cfg.layer_concurrency.get() >= 1);
+        let c = cfg.into_proxy_config_with(|| None, no_probe).unwrap();
+        assert!(c.auth_anonymous);
+        assert!(c.authfile.is_none());
+        assert!(c.skopeo_cmd.is_none());
+        assert_eq!(c.insecure_skip_tls_verification, Some(false));
+    }
+
+    #[test]
+    fn default_authfile_is_used() {
+        let cfg = FetchConfig::default();
+        let c = cfg
+            .into_proxy_config_with(|| Some("/etc/ostree/auth.json".into()), no_probe)
+            .unwrap();
+        assert!(!c.auth_anonymous);
+        assert_eq!(
+            c.authfile.as_deref(),
+            Some(Path::new("/etc/ostree/auth.json"))
+        );
+    }
+
+    #[test]
+    fn explicit_options_map() {
+        let mut cfg = FetchConfig::default();
+        cfg.authfile = Some("/a.json".into());
+        cfg.certificate_directory = Some("/certs".into());
+        cfg.insecure_skip_tls_verification = true;
+        cfg.debug = true;
+        cfg.skopeo = Some(SkopeoCommand {
+            program: "/opt/skopeo".into(),
+            args: vec!["--foo".into()],
+        });
+        let c = cfg
+            .into_proxy_config_with(|| panic!("no lookup with explicit auth"), no_probe)
+            .unwrap();
+        assert_eq!(c.authfile.as_deref(), Some(Path::new("/a.json")));
+        assert!(!c.auth_anonymous);
+        assert_eq!(
+            c.certificate_directory.as_deref(),
+            Some(Path::new("/certs"))
+        );
+        assert_eq!(c.insecure_skip_tls_verification, Some(true));
+        assert!(c.debug);
+        let cmd = c.skopeo_cmd.unwrap();
+        assert_eq!(cmd.get_program(), "/opt/skopeo");
+        assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["--foo"]);
+    }
+
+    #[test]
+    fn conflicting_auth() {
+        let mut cfg = FetchConfig::default();
+        cfg.authfile = Some("/a.json".into());
+        cfg.auth_anonymous = true;
+        let e = cfg.into_proxy_config_with(|| None, no_probe).unwrap_err();
+        assert!(matches!(e, ConfigError::ConflictingAuth), "{e}");
+    }
+
+    #[test]
+    fn options_needing_newer_skopeo() {
+        let old = |_: &SkopeoCommand| Ok("--authfile string\n--cert-dir PATH\n".to_string());
+        let mut cfg = FetchConfig::default();
+        cfg.decryption_keys = vec!["/k.pem".into()];
+        let e = cfg.into_proxy_config_with(|| None, old).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::NeedsNewerSkopeo {
+                    option: "--decryption-key",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut cfg = FetchConfig::default();
+        cfg.user_agent_prefix = Some("bootc/1".into());
+        let e = cfg.into_proxy_config_with(|| None, old).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::NeedsNewerSkopeo {
+                    option: "--user-agent-prefix",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let new = |_: &SkopeoCommand| Ok("--decryption-key --user-agent-prefix".to_string());
+        let mut cfg = FetchConfig::default();
+        cfg.user_agent_prefix = Some("bootc/1".into());
+        let c = cfg.into_proxy_config_with(|| None, new).unwrap();
+        assert_eq!(c.user_agent_prefix.as_deref(), Some("bootc/1"));
+    }
+
+    #[test]
+    fn authfile_candidates() {
+        let root = default_authfile_candidates(true, None, None, 0);
+        assert_eq!(
+            root,
+            [
+                "/run/ostree/auth.json",
+                "/etc/ostree/auth.json",
+                "/usr/lib/ostree/auth.json"
+            ]
+            .map(PathBuf::from)
+        );
+        let user = default_authfile_candidates(
+            false,
+            Some(Path::new("/run/user/1000")),
+            Some(Path::new("/home/u")),
+            1000,
+        );
+        assert_eq!(
+            user,
+            [
+                "/run/user/1000/ostree/auth.json",
+                "/home/u/.config/ostree/auth.json"
+            ]
+            .map(PathBuf::from)
+        );
+        let user = default_authfile_candidates(false, None, None, 42);
+        assert_eq!(user, [PathBuf::from("/run/user/42/ostree/auth.json")]);
+    }
+}
