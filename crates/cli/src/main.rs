@@ -1,1 +1,76 @@
-fn main() {}
+//! `ostree-container`: OSTree repositories and OCI container images.
+//!
+//! Also installed as `/usr/libexec/libostree/ext/ostree-container`, where `ostree container …`
+//! runs it with `container` as the first argument; that form is accepted too.
+
+mod output;
+mod repo_cmd;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{Parser, Subcommand};
+
+/// Bridge between OSTree repositories and OCI container images.
+#[derive(Parser, Debug)]
+#[command(name = "ostree-container", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
+    #[command(subcommand)]
+    Repo(repo_cmd::RepoCommand),
+}
+
+/// Exit codes (documented in README): 0 success, 1 error, 2 usage, 3 verification found
+/// problems, 130 interrupted.
+pub const EXIT_FAILURE: u8 = 1;
+/// fsck found corrupt or missing objects.
+pub const EXIT_VERIFY_FAILED: u8 = 3;
+/// SIGINT/SIGTERM.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The interrupt flag raised by SIGINT/SIGTERM; a second signal terminates at once.
+fn install_interrupt_handler() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The conditional shutdown must be registered first: it fires only once the flag is set.
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(EXIT_INTERRUPTED),
+            Arc::clone(&flag),
+        );
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "container") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env(
+            "OSTREE_CONTAINER_LOG",
+        ))
+        .with_writer(std::io::stderr)
+        .init();
+    let interrupt = install_interrupt_handler();
+    let result = match cli.command {
+        Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::from(output::exit_code_for(&e))
+        }
+    }
+}
