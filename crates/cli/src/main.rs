@@ -5,6 +5,7 @@
 
 mod output;
 mod repo_cmd;
+mod tar_cmd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ enum Command {
     /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
+    /// Export a commit as an ostree-container tar stream, or import one.
+    #[command(subcommand)]
+    Tar(tar_cmd::TarCommand),
 }
 
 /// Exit codes (documented in README): 0 success, 1 error, 2 usage, 3 verification found
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
     let interrupt = install_interrupt_handler();
     let result = match cli.command {
         Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
+        Command::Tar(cmd) => tar_cmd::run(cmd, &interrupt),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,1 @@
+//! The ostree-container tar format.
