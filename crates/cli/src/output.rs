@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{EXIT_FAILURE, EXIT_INTERRUPTED};
 
-/// Prints `error: a: b: c` (the whole chain on one line); a backtrace only with RUST_BACKTRACE.
+/// Prints `error: a: b: c` (the whole chain on one line); a backtrace only when asked with
+/// `OSTREE_CONTAINER_BACKTRACE=1` (RUST_BACKTRACE alone only makes it available).
 pub fn print_error(e: &anyhow::Error) {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     let mut dedup: Vec<String> = Vec::new();
@@ -16,7 +17,7 @@ pub fn print_error(e: &anyhow::Error) {
         }
     }
     eprintln!("error: {}", dedup.join(": "));
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
+    if std::env::var_os("OSTREE_CONTAINER_BACKTRACE").is_some_and(|v| v == "1") {
         eprintln!("{}", e.backtrace());
     }
 }

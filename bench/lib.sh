@@ -1,0 +1,52 @@
+# Shared helpers for the benchmark scripts (sourced).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/var/tmp/ostree-container-bench}
+mkdir -p "$BENCH_DIR"
+
+need_packages() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build_release() {
+  (cd "$ROOT" && cargo build --release --quiet -p ostree-container-cli -p test-support --bin ostree-container --bin gen-tree)
+  OC="$ROOT/target/release/ostree-container"
+  GEN="$ROOT/target/release/gen-tree"
+}
+
+# measure NAME CMD...: runs CMD under GNU time, appends "NAME wall user sys maxrss_kb" to $RESULTS.
+measure() {
+  local name=$1; shift
+  local t
+  t=$(mktemp)
+  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >/dev/null
+  echo "$name $(cat "$t")" >>"$RESULTS"
+  rm -f "$t"
+}
+
+# summarize BASELINE: median wall/CPU/RSS per name and ratios against BASELINE.
+summarize() {
+  local baseline=$1
+  sort -k1,1 "$RESULTS" | awk -v base="$baseline" '
+    { n[$1]++; w[$1, n[$1]] = $2; c[$1, n[$1]] = $3 + $4; m[$1, n[$1]] = $5 }
+    function median(arr, name, k,   i, j, t, v) {
+      for (i = 1; i <= k; i++) v[i] = arr[name, i]
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    }
+    END {
+      printf "%-28s %6s %9s %9s %8s %11s %9s\n", "run", "n", "wall(s)", "cpu(s)", "cores", "peakRSS(MB)", "vs " base
+      for (name in n) {
+        mw[name] = median(w, name, n[name]); mc[name] = median(c, name, n[name]); mm[name] = median(m, name, n[name])
+      }
+      for (name in n) {
+        ratio = (mw[name] > 0 && (base in mw)) ? mw[base] / mw[name] : 0
+        printf "%-28s %6d %9.2f %9.2f %8.2f %11.1f %8.2fx\n", name, n[name], mw[name], mc[name], (mw[name] > 0 ? mc[name] / mw[name] : 0), mm[name] / 1024, ratio
+      }
+    }'
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, then all unit and integration tests against the
+# real ostree, skopeo and a loopback docker-registry. Installs missing Debian packages first.
+source "$(dirname "$0")/scripts/lib.sh"
+cd "$ROOT"
+ensure_packages
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> engine crates must not depend on tokio or the image proxy"
+for c in ostree-format ostree-repo ostree-tar; do
+  if cargo tree -p "$c" -e normal 2>/dev/null | grep -qE '^.*(tokio|containers-image-proxy) v'; then
+    echo "error: $c depends on tokio or containers-image-proxy" >&2; exit 1
+  fi
+done
+echo "==> cargo test"
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
