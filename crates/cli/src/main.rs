@@ -3,7 +3,9 @@
 //! Also installed as `/usr/libexec/libostree/ext/ostree-container`, where `ostree container …`
 //! runs it with `container` as the first argument; that form is accepted too.
 
+mod container_cmd;
 mod output;
+mod progress;
 mod repo_cmd;
 mod tar_cmd;
 
@@ -23,6 +25,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Import the OSTree commit carried by a container image into a repository.
+    #[command(visible_alias = "import")]
+    Unencapsulate(container_cmd::UnencapsulateArgs),
+    /// Show an image's digest and ostree labels.
+    Info(container_cmd::InfoArgs),
     /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
@@ -68,6 +75,8 @@ fn main() -> ExitCode {
         .init();
     let interrupt = install_interrupt_handler();
     let result = match cli.command {
+        Command::Unencapsulate(a) => container_cmd::run_unencapsulate(a, &interrupt),
+        Command::Info(a) => container_cmd::run_info(a),
         Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
         Command::Tar(cmd) => tar_cmd::run(cmd, &interrupt),
     };

@@ -25,9 +25,18 @@ pub fn print_error(e: &anyhow::Error) {
 /// Maps error kinds (never message text) to exit codes.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if let Some(r) = cause.downcast_ref::<ostree_repo::RepoError>()
-            && r.kind() == ostree_repo::ErrorKind::Interrupted
-        {
+        let interrupted = cause
+            .downcast_ref::<ostree_repo::RepoError>()
+            .is_some_and(|r| r.kind() == ostree_repo::ErrorKind::Interrupted)
+            || cause
+                .downcast_ref::<ostree_tar::TarError>()
+                .is_some_and(|t| t.kind() == ostree_tar::ErrorKind::Interrupted)
+            || cause
+                .downcast_ref::<ostree_container::UnencapsulateError>()
+                .is_some_and(|u| {
+                    u.kind() == ostree_container::unencapsulate::ErrorKind::Interrupted
+                });
+        if interrupted {
             return EXIT_INTERRUPTED;
         }
     }

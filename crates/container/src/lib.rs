@@ -3,8 +3,13 @@
 
 pub mod fetch;
 pub mod imgref;
+pub mod unencapsulate;
 
 pub use fetch::{
     FetchConfig, FetchError, FetchErrorKind, ImageFetcher, LayerOutcome, LayerRequest,
 };
 pub use imgref::{ImageRefError, ImageReference, OstreeImageReference, SignatureSource, Transport};
+pub use unencapsulate::{
+    Import, UnencapsulateError, UnencapsulateOptions, fetch_manifest, fetch_manifest_and_config,
+    unencapsulate,
+};

@@ -1,0 +1,186 @@
+//! Errors of [`super::unencapsulate`].
+
+use ostree_repo::RepoError;
+use ostree_repo::format::Checksum;
+use ostree_tar::TarError;
+
+use super::layout::LayoutError;
+use crate::fetch::{FetchError, FetchErrorKind};
+
+/// Why an import failed. Every variant names the image; layer errors also name the layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnencapsulateError {
+    /// Fetching through skopeo failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The image is not a base ostree image.
+    #[error(
+        "{image}: {source}; unencapsulate imports images built by `ostree container encapsulate` (or rpm-ostree/bootc base images)"
+    )]
+    Layout {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        source: LayoutError,
+    },
+    /// The image has ordinary container layers on top of its ostree layers.
+    #[error(
+        "{image} is a derived image: {derived} container layer(s) follow its ostree layers; unencapsulate imports only the ostree commit of base images (derived images need the layered-image store, not implemented yet; rpm-ostree and bootc can deploy them)"
+    )]
+    DerivedImage {
+        /// The image.
+        image: String,
+        /// Number of derived layers.
+        derived: usize,
+    },
+    /// `ostree-remote-*` references: ostree signature verification is not implemented yet.
+    #[error(
+        "{image}: ostree signature verification (remote {remote:?}) is not implemented yet; refusing to import unverified. Use ostree-unverified-registry: or ostree-unverified-image: to import without verification"
+    )]
+    SignatureVerificationUnsupported {
+        /// The image.
+        image: String,
+        /// The ostree remote named.
+        remote: String,
+    },
+    /// `ostree-image-signed:` needs the proxy to enforce containers-policy.json.
+    #[error(
+        "{image}: ostree-image-signed: needs skopeo >= 1.13 (image proxy protocol 0.2.6), which enforces containers-policy.json; this skopeo speaks {found}"
+    )]
+    PolicyNeedsNewerSkopeo {
+        /// The image.
+        image: String,
+        /// Protocol version found.
+        found: String,
+    },
+    /// A layer's content was rejected by the importer.
+    #[error("{image}: layer {layer}: {source}")]
+    Import {
+        /// The image.
+        image: String,
+        /// The layer digest.
+        layer: String,
+        /// What the importer found.
+        source: TarError,
+    },
+    /// Cross-layer checks (reachability, completeness) failed.
+    #[error("{image}: {source}")]
+    Verify {
+        /// The image.
+        image: String,
+        /// What failed.
+        source: TarError,
+    },
+    /// The imported commit is not the one the image's label names.
+    #[error(
+        "{image}: the commit layer holds commit {imported}, but the image's ostree.commit label says {label}"
+    )]
+    CommitMismatch {
+        /// The image.
+        image: String,
+        /// Label value.
+        label: Checksum,
+        /// What was imported.
+        imported: Checksum,
+    },
+    /// The repository failed.
+    #[error("{image}: {source}")]
+    Repo {
+        /// The image.
+        image: String,
+        /// The engine's error.
+        source: RepoError,
+    },
+    /// The async runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// Interrupted by the caller's flag.
+    #[error("{image}: interrupted")]
+    Interrupted {
+        /// The image.
+        image: String,
+    },
+}
+
+/// Coarse classes, for exit codes and retry decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Image, layer, object or rev missing.
+    NotFound,
+    /// Credentials refused.
+    Auth,
+    /// Data does not match digests or checksums, or does not parse.
+    Corrupt,
+    /// The image is not importable by this command (not ostree, derived, v0, signatures).
+    Unsupported,
+    /// Registry or transfer failure, including timeouts.
+    Network,
+    /// skopeo failed or is missing.
+    Proxy,
+    /// Disk full or min-free-space reached.
+    NoSpace,
+    /// Local I/O.
+    Io,
+    /// Interrupted.
+    Interrupted,
+    /// Bad arguments or configuration.
+    Usage,
+}
+
+impl UnencapsulateError {
+    /// The coarse class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UnencapsulateError::Fetch(e) => match e.kind() {
+                FetchErrorKind::NotFound => ErrorKind::NotFound,
+                FetchErrorKind::Auth => ErrorKind::Auth,
+                FetchErrorKind::DigestMismatch | FetchErrorKind::Corrupt => ErrorKind::Corrupt,
+                FetchErrorKind::Network | FetchErrorKind::Timeout => ErrorKind::Network,
+                FetchErrorKind::ProxyDied
+                | FetchErrorKind::Proxy
+                | FetchErrorKind::SkopeoMissing => ErrorKind::Proxy,
+                FetchErrorKind::Unsupported => ErrorKind::Unsupported,
+                FetchErrorKind::Config => ErrorKind::Usage,
+                _ => ErrorKind::Io,
+            },
+            UnencapsulateError::Layout { .. }
+            | UnencapsulateError::DerivedImage { .. }
+            | UnencapsulateError::SignatureVerificationUnsupported { .. }
+            | UnencapsulateError::PolicyNeedsNewerSkopeo { .. } => ErrorKind::Unsupported,
+            UnencapsulateError::Import { source, .. }
+            | UnencapsulateError::Verify { source, .. } => tar_kind(source),
+            UnencapsulateError::CommitMismatch { .. } => ErrorKind::Corrupt,
+            UnencapsulateError::Repo { source, .. } => repo_kind(source),
+            UnencapsulateError::Runtime(_) => ErrorKind::Io,
+            UnencapsulateError::Interrupted { .. } => ErrorKind::Interrupted,
+        }
+    }
+}
+
+fn tar_kind(e: &TarError) -> ErrorKind {
+    use ostree_tar::ErrorKind as K;
+    match e.kind() {
+        K::NoSpace => ErrorKind::NoSpace,
+        K::Io => ErrorKind::Io,
+        K::Interrupted => ErrorKind::Interrupted,
+        K::NotFound => ErrorKind::NotFound,
+        K::Usage => ErrorKind::Usage,
+        K::Unsupported => ErrorKind::Unsupported,
+        _ => ErrorKind::Corrupt,
+    }
+}
+
+fn repo_kind(e: &RepoError) -> ErrorKind {
+    use ostree_repo::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::Corrupt => ErrorKind::Corrupt,
+        K::Unsupported => ErrorKind::Unsupported,
+        K::NoSpace => ErrorKind::NoSpace,
+        K::Interrupted => ErrorKind::Interrupted,
+        K::Usage | K::Locked => ErrorKind::Usage,
+        _ => ErrorKind::Io,
+    }
+}

@@ -1,0 +1,299 @@
+//! Images that must be refused, and failures that must leave the repository consistent.
+
+use ostree_container::unencapsulate::{
+    ErrorKind, UnencapsulateError, UnencapsulateOptions, unencapsulate,
+};
+use ostree_repo::{Repo, RepoMode};
+use test_support::oci::{LayerCompression, ostree_labels, sha256, write_layout};
+use test_support::ostree_cli::OstreeCli;
+
+use crate::*;
+
+fn try_import(
+    imgref: &str,
+    dir: &std::path::Path,
+) -> (Repo, Result<ostree_container::Import, UnencapsulateError>) {
+    let repo = Repo::create(
+        &dir.join(format!(
+            "repo-{}",
+            sha256(imgref.as_bytes()).get(7..19).unwrap_or("x")
+        )),
+        RepoMode::BareUser,
+    )
+    .unwrap();
+    let mut opts = UnencapsulateOptions::new();
+    opts.fetch = anon();
+    opts.write_ref = Some("imported".into());
+    let r = unencapsulate(&repo, &oref(imgref), opts);
+    (repo, r)
+}
+
+fn assert_consistent(repo: &Repo) {
+    OstreeCli::new()
+        .unwrap()
+        .fsck(repo.path())
+        .unwrap()
+        .check()
+        .unwrap();
+    assert!(
+        repo.list_refs().unwrap().is_empty(),
+        "no ref may be written"
+    );
+}
+
+fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, p, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn refuses_non_ostree_derived_and_mislabelled_images() {
+    let f = fixture();
+    let d = scratch();
+    let plain = tar_with(&[("usr/bin/hello", b"hi")]);
+
+    // No labels at all.
+    let p = d.path().join("plain");
+    write_layout(&p, &[plain.clone()], &[], LayerCompression::Gzip).unwrap();
+    let (repo, r) = try_import(
+        &format!("ostree-unverified-image:oci:{}:latest", p.display()),
+        d.path(),
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(
+        e.to_string().contains("not an ostree container image"),
+        "{e}"
+    );
+    assert_consistent(&repo);
+
+    // Derived: a container layer after the ostree layers.
+    let mut layers = f.chunked_layers.clone();
+    let labels = ostree_labels(&f.commit.to_hex(), layers.last().unwrap());
+    layers.push(plain.clone());
+    let p = d.path().join("derived");
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write_layout(&p, &layers, &l, LayerCompression::Gzip).unwrap();
+    let (repo, r) = try_import(
+        &format!("ostree-unverified-image:oci:{}:latest", p.display()),
+        d.path(),
+    );
+    assert!(
+        matches!(r, Err(UnencapsulateError::DerivedImage { derived: 1, .. })),
+        "{r:?}"
+    );
+    assert_consistent(&repo);
+
+    // Missing ostree.commit label.
+    let p = d.path().join("nolabel");
+    let fd = sha256(&f.chunked_layers[0]);
+    write_layout(
+        &p,
+        &f.chunked_layers[..1],
+        &[("ostree.final-diffid", &fd)],
+        LayerCompression::None,
+    )
+    .unwrap();
+    let (repo, r) = try_import(
+        &format!("ostree-unverified-image:oci:{}:latest", p.display()),
+        d.path(),
+    );
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_consistent(&repo);
+
+    // A label that names another commit than the layer holds.
+    let p = d.path().join("wrongcommit");
+    let other = "0".repeat(63) + "1";
+    let labels = ostree_labels(&other, &f.chunked_layers[0]);
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    // Only the commit layer: its content lives in chunks, so it is also incomplete; either
+    // way nothing may be published.
+    write_layout(&p, &f.chunked_layers[..1], &l, LayerCompression::None).unwrap();
+    let (repo, r) = try_import(
+        &format!("ostree-unverified-image:oci:{}:latest", p.display()),
+        d.path(),
+    );
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_consistent(&repo);
+
+    // ostree-remote references are refused until signature verification exists.
+    let (repo, r) = try_import(
+        &format!(
+            "ostree-remote-image:myremote:oci:{}:latest",
+            f.single.display()
+        ),
+        d.path(),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(UnencapsulateError::SignatureVerificationUnsupported { .. })
+        ),
+        "{r:?}"
+    );
+    assert_consistent(&repo);
+    // ostree-image-signed needs policy enforcement in the proxy (skopeo >= 1.13).
+    let (_, r) = try_import(
+        &format!("ostree-image-signed:oci:{}:latest", f.single.display()),
+        d.path(),
+    );
+    assert!(
+        matches!(r, Err(UnencapsulateError::PolicyNeedsNewerSkopeo { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn tampered_layer_is_a_digest_mismatch() {
+    let f = fixture();
+    let d = scratch();
+    let p = d.path().join("tampered");
+    let labels = ostree_labels(&f.commit.to_hex(), f.chunked_layers.last().unwrap());
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write_layout(&p, &f.chunked_layers, &l, LayerCompression::None).unwrap();
+    // Flip one byte of the largest blob's content (a file payload, not a header).
+    let blob_dir = p.join("blobs/sha256");
+    let biggest = std::fs::read_dir(&blob_dir)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    let mut data = std::fs::read(&biggest).unwrap();
+    let i = data.len() / 2;
+    data[i] ^= 0x20;
+    std::fs::write(&biggest, &data).unwrap();
+    let (repo, r) = try_import(
+        &format!("ostree-unverified-image:oci:{}:latest", p.display()),
+        d.path(),
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_consistent(&repo);
+    // A retry from an intact image succeeds in the same repository.
+    let mut opts = UnencapsulateOptions::new();
+    opts.fetch = anon();
+    let ok = unencapsulate(
+        &repo,
+        &oref(&format!(
+            "ostree-unverified-image:oci:{}:latest",
+            f.chunked.display()
+        )),
+        opts,
+    )
+    .unwrap();
+    assert_eq!(ok.ostree_commit, f.commit);
+    OstreeCli::new()
+        .unwrap()
+        .fsck(repo.path())
+        .unwrap()
+        .check()
+        .unwrap();
+}
+
+#[test]
+fn registry_killed_mid_layer_fails_within_the_timeout() {
+    use test_support::registry::{Registry, RegistryOptions};
+    let d = scratch();
+    // A commit with a large incompressible file, so the transfer takes a while.
+    let src = d.path().join("tree");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut rng = test_support::tree::Rng::new(9);
+    std::fs::write(src.join("big.bin"), rng.bytes(96 << 20)).unwrap();
+    let source = Repo::create(&d.path().join("src"), RepoMode::BareUser).unwrap();
+    let mut spec = ostree_repo::CommitSpec::new();
+    spec.timestamp = Some(0);
+    let commit = source
+        .commit_directory(
+            &src,
+            None,
+            &ostree_repo::TreeOptions::new(),
+            &spec,
+            &ostree_repo::NoProgress,
+            &NO,
+        )
+        .unwrap();
+    let mut layer = Vec::new();
+    ostree_tar::ExportPlan::new(&source, commit)
+        .unwrap()
+        .write_commit_layer(&mut layer, &Default::default())
+        .unwrap();
+    let p = d.path().join("big");
+    let labels = ostree_labels(&commit.to_hex(), &layer);
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write_layout(&p, &[layer], &l, LayerCompression::None).unwrap();
+    let mut reg = Registry::start(RegistryOptions::default()).unwrap();
+    skopeo_copy(
+        &format!("oci:{}:latest", p.display()),
+        &format!("docker://{}/big:1", reg.host()),
+        &["--dest-tls-verify=false"],
+    );
+
+    let repo = Repo::create(&d.path().join("dst"), RepoMode::BareUser).unwrap();
+    let imgref = oref(&format!("ostree-unverified-registry:{}/big:1", reg.host()));
+    let started = std::time::Instant::now();
+    let result = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut opts = UnencapsulateOptions::new();
+            opts.fetch = anon();
+            opts.fetch.insecure_skip_tls_verification = true;
+            opts.fetch.stall_timeout = std::time::Duration::from_secs(10);
+            unencapsulate(&repo, &imgref, opts)
+        });
+        // Kill the registry once the import is under way.
+        let tmp = repo.path().join("tmp");
+        for _ in 0..500 {
+            if std::fs::read_dir(&tmp)
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("staging-"))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        reg.kill();
+        h.join().unwrap()
+    });
+    let elapsed = started.elapsed();
+    match result {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Network | ErrorKind::Proxy | ErrorKind::Corrupt
+            ),
+            "{e}"
+        ),
+        // The transfer may win the race on a fast machine; then it must be complete and correct.
+        Ok(i) => assert_eq!(i.ostree_commit, commit),
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(60),
+        "took {elapsed:?}"
+    );
+    OstreeCli::new()
+        .unwrap()
+        .fsck(repo.path())
+        .unwrap()
+        .check()
+        .unwrap();
+}

@@ -1,0 +1,220 @@
+//! Errors of the tar exporter and importer.
+
+use std::fmt;
+
+use ostree_repo::RepoError;
+use ostree_repo::format::{Checksum, ObjectName};
+
+/// Where in the input an error was found: the layer (its digest if the caller gave one) and the
+/// tar entry (index and path), so a bad image can be diagnosed without re-reading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// "commit layer" / "chunk layer", plus the digest when known.
+    pub layer: String,
+    /// 0-based index of the tar header (extension headers count).
+    pub entry: Option<u64>,
+    /// The entry's path as read (lossy UTF-8).
+    pub path: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.layer)?;
+        if let Some(i) = self.entry {
+            write!(f, ", entry {i}")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, " {p:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong exporting or importing ostree tar layers. Match on
+/// [`TarError::kind`]; the variants name the layer, entry and object concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TarError {
+    /// An object's bytes do not match its name or do not parse; a tar header is damaged.
+    #[error("{at}: corrupt {}: {reason}", object.map(|o| o.to_string()).unwrap_or_else(|| "data".into()))]
+    Corrupt {
+        /// Where.
+        at: Location,
+        /// The object, if known.
+        object: Option<ObjectName>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stream violates the layer format (order, duplicates, unknown object paths, dangling
+    /// xattr references, a second commit, ...).
+    #[error("{at}: invalid layer: {reason}")]
+    Invalid {
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An absolute path, a `..` component, or a hardlink leaving the layer.
+    #[error("{at}: unsafe path: {reason}")]
+    UnsafePath {
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A size or count limit was exceeded.
+    #[error("{at}: {what} of {size} exceeds the limit of {limit}")]
+    TooLarge {
+        /// Where.
+        at: Location,
+        /// What was too large.
+        what: &'static str,
+        /// Its size (bytes or count).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// An object that the commit does not reference.
+    #[error("{at}: object {object} is not part of commit {commit}")]
+    Unreachable {
+        /// Where.
+        at: Location,
+        /// The object.
+        object: ObjectName,
+        /// The commit.
+        commit: Checksum,
+    },
+    /// The commit references objects that no layer provided.
+    #[error("commit {commit} is incomplete: {count} objects missing, first {first}")]
+    Incomplete {
+        /// The commit.
+        commit: Checksum,
+        /// How many are missing.
+        count: usize,
+        /// The first missing object.
+        first: ObjectName,
+    },
+    /// An entry type or object that cannot be represented (device node, fifo, sparse file, a
+    /// setuid file for a bare-user-only repository, ...).
+    #[error("{at}: unsupported: {reason}")]
+    Unsupported {
+        /// Where.
+        at: Location,
+        /// What.
+        reason: String,
+    },
+    /// The tar stream ended early.
+    #[error("{at}: tar stream truncated: {reason}")]
+    Truncated {
+        /// Where.
+        at: Location,
+        /// What was being read.
+        reason: &'static str,
+    },
+    /// The repository engine refused or failed a write or read.
+    #[error("{at}: {source}")]
+    Repo {
+        /// Where.
+        at: Location,
+        /// The engine's error.
+        #[source]
+        source: RepoError,
+    },
+    /// Reading the input or writing the output failed.
+    #[error("{at}: {source}")]
+    Io {
+        /// Where.
+        at: Location,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A caller's argument is unusable (e.g. a chunk naming an object outside the commit).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Stopped by the caller's interrupt flag.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Coarse classes of [`TarError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Data does not match its checksum or does not parse.
+    Corrupt,
+    /// The layer structure is invalid.
+    Invalid,
+    /// A path escapes the layer.
+    UnsafePath,
+    /// A limit was exceeded.
+    TooLarge,
+    /// An object does not belong to the commit.
+    Unreachable,
+    /// The commit lacks objects.
+    Incomplete,
+    /// Not representable.
+    Unsupported,
+    /// The stream ended early.
+    Truncated,
+    /// Operating-system I/O failure.
+    Io,
+    /// Out of disk space or the `min-free-space` reserve.
+    NoSpace,
+    /// Interrupted by the caller.
+    Interrupted,
+    /// A rev or object was not found (export).
+    NotFound,
+    /// Bad arguments or repository setup.
+    Usage,
+}
+
+impl TarError {
+    /// The coarse class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TarError::Corrupt { .. } => ErrorKind::Corrupt,
+            TarError::Invalid { .. } => ErrorKind::Invalid,
+            TarError::UnsafePath { .. } => ErrorKind::UnsafePath,
+            TarError::TooLarge { .. } => ErrorKind::TooLarge,
+            TarError::Unreachable { .. } => ErrorKind::Unreachable,
+            TarError::Incomplete { .. } => ErrorKind::Incomplete,
+            TarError::Unsupported { .. } => ErrorKind::Unsupported,
+            TarError::Truncated { .. } => ErrorKind::Truncated,
+            TarError::Io { source, .. } => io_kind(source),
+            TarError::InvalidArgument(_) => ErrorKind::Usage,
+            TarError::Interrupted => ErrorKind::Interrupted,
+            TarError::Repo { source, .. } => repo_kind(source),
+        }
+    }
+}
+
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        ErrorKind::Truncated
+    } else if e.raw_os_error() == Some(28) {
+        // ENOSPC
+        ErrorKind::NoSpace
+    } else {
+        ErrorKind::Io
+    }
+}
+
+fn repo_kind(e: &RepoError) -> ErrorKind {
+    use ostree_repo::ErrorKind as K;
+    match e.kind() {
+        K::NoSpace => ErrorKind::NoSpace,
+        K::Corrupt => ErrorKind::Corrupt,
+        K::Unsupported => ErrorKind::Unsupported,
+        K::Interrupted => ErrorKind::Interrupted,
+        K::NotFound => ErrorKind::NotFound,
+        K::Io => match e {
+            RepoError::Io { source, .. } => io_kind(source),
+            _ => ErrorKind::Io,
+        },
+        _ => ErrorKind::Usage,
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = TarError> = std::result::Result<T, E>;
