@@ -50,3 +50,16 @@ summarize() {
       }
     }'
 }
+
+# build_ostree_ext: ostree-ext-cli 0.15.3 from crates.io into a scratch dir (never vendored or
+# committed); sets OSTREE_EXT to its binary.
+build_ostree_ext() {
+  need_packages libostree-dev libzstd-dev pkg-config
+  local root=${OSTREE_EXT_ROOT:-/var/tmp/ostree-ext-0.15.3}
+  if [ ! -x "$root/bin/ostree-ext-cli" ]; then
+    echo "building ostree-ext-cli 0.15.3 into $root (one-time, slow)" >&2
+    cargo install --quiet --locked --root "$root" ostree-ext-cli --version 0.15.3 >&2 ||
+      cargo install --quiet --root "$root" ostree-ext-cli --version 0.15.3 >&2
+  fi
+  OSTREE_EXT="$root/bin/ostree-ext-cli"
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmark: import a realistic image (default 30,000 files, 512 MiB) with
+# `ostree-container unencapsulate`, single-layer and 32-layer, gzip and zstd, into bare-user and
+# archive repositories, alternating over ROUNDS; physical baselines on the same layer blobs
+# (decompress to /dev/null, decompress+sha256sum, decompress+tar -x); with --with-ostree-ext,
+# ostree-ext-cli 0.15.3 importing the same images.
+#   bench/unencapsulate.sh [--with-ostree-ext] [ROUNDS]     env: FILES, BYTES, BENCH_DIR
+source "$(dirname "$0")/lib.sh"
+WITH_EXT=0
+if [ "${1:-}" = "--with-ostree-ext" ]; then WITH_EXT=1; shift; fi
+ROUNDS=${1:-3}
+FILES=${FILES:-30000}
+BYTES=${BYTES:-536870912}
+need_packages ostree time zstd gzip tar python3
+build_release
+[ "$WITH_EXT" = 1 ] && build_ostree_ext
+
+FIX="$BENCH_DIR/unencap-$FILES-$BYTES"
+if [ ! -f "$FIX/done" ]; then
+  rm -rf "$FIX" && mkdir -p "$FIX"
+  "$GEN" bench "$FIX/tree" "$FILES" "$BYTES"
+  "$OC" repo init --repo "$FIX/src" --mode bare-user
+  "$OC" repo commit --quiet --repo "$FIX/src" -b bench --timestamp 2020-01-01T00:00:00Z --tree=dir="$FIX/tree" >/dev/null
+  for layers in 1 32; do
+    for comp in gzip zstd; do
+      "$OC" encapsulate --quiet --repo "$FIX/src" --max-layers "$layers" --compression "$comp" bench "oci:$FIX/img-$layers-$comp:latest" >/dev/null
+    done
+  done
+  touch "$FIX/done"
+fi
+COMMIT=$("$OC" repo rev-parse --repo "$FIX/src" bench)
+RESULTS=$(mktemp)
+blobs() { # layer blobs of an image, from its manifest
+  python3 - "$1" <<'PY'
+import json, sys, os
+d = sys.argv[1]
+idx = json.load(open(os.path.join(d, "index.json")))
+m = idx["manifests"][0]["digest"].split(":")[1]
+man = json.load(open(os.path.join(d, "blobs/sha256", m)))
+for l in man["layers"]:
+    print(os.path.join(d, "blobs/sha256", l["digest"].split(":")[1]))
+PY
+}
+echo "fixture: $FIX ($FILES files, $BYTES bytes), commit $COMMIT, $ROUNDS rounds, $(nproc) cores"
+for r in $(seq 1 "$ROUNDS"); do
+  for img in 1-gzip 32-gzip 1-zstd 32-zstd; do
+    dir="$FIX/img-$img"
+    dec=$([ "${img#*-}" = gzip ] && echo "gzip -dc" || echo "zstd -dcq")
+    # Physical baselines over the same blobs, one core, as a shell pipeline would do it.
+    list=$(blobs "$dir" | tr '\n' ' ')
+    measure "base-decompress-$img" bash -c "for b in $list; do $dec \"\$b\" >/dev/null; done"
+    measure "base-decomp+sha256-$img" bash -c "for b in $list; do $dec \"\$b\" | sha256sum >/dev/null; done"
+    rm -rf "$BENCH_DIR/x" && mkdir -p "$BENCH_DIR/x"
+    measure "base-decomp+tar-x-$img" bash -c "for b in $list; do $dec \"\$b\" | tar -x -C $BENCH_DIR/x; done"
+    rm -rf "$BENCH_DIR/x"
+    for mode in bare-user archive; do
+      repo="$BENCH_DIR/unencap-repo"
+      rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode"
+      measure "ours-$img-$mode" "$OC" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
+      got=$("$OC" repo rev-parse --repo "$repo" "$COMMIT")
+      [ "$got" = "$COMMIT" ] || { echo "import mismatch" >&2; exit 1; }
+      if [ "$WITH_EXT" = 1 ]; then
+        rm -rf "$repo" && ostree init --repo "$repo" --mode "$mode"
+        measure "ostree-ext-$img-$mode" "$OSTREE_EXT" container unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
+      fi
+    done
+  done
+done
+summarize "${BASELINE:-base-decomp+sha256-1-gzip}"
+rm -f "$RESULTS"
