@@ -99,7 +99,9 @@ impl Transaction<'_> {
             opts.skip_xattrs = true;
         }
         let mut jobs = Vec::new();
+        let started = std::time::Instant::now();
         let root = scan_dir(dir, &opts, &mut jobs, interrupt)?;
+        tracing::debug!(files = jobs.len(), elapsed = ?started.elapsed(), "scanned source tree");
         progress.start("writing content", Some(jobs.len() as u64));
         let checksums: Vec<Checksum> = jobs
             .par_iter()
@@ -110,7 +112,10 @@ impl Transaction<'_> {
                 Ok(c)
             })
             .collect::<Result<_>>()?;
-        self.write_dir_node(&root, &checksums)
+        tracing::debug!(elapsed = ?started.elapsed(), "content written");
+        let r = self.write_dir_node(&root, &checksums);
+        tracing::debug!(elapsed = ?started.elapsed(), "directory metadata written");
+        r
     }
 
     fn write_file_job(&self, job: &FileJob) -> Result<Checksum> {
@@ -220,7 +225,9 @@ impl Repo {
         if let Some(b) = branch {
             txn.set_ref(b, Some(commit))?;
         }
+        let started = std::time::Instant::now();
         txn.commit()?;
+        tracing::debug!(elapsed = ?started.elapsed(), "transaction committed");
         Ok(commit)
     }
 }

@@ -10,11 +10,21 @@ use ostree_repo::format::{Checksum, ObjectName};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Location {
     /// "commit layer" / "chunk layer", plus the digest when known.
-    pub layer: String,
+    pub layer: std::sync::Arc<str>,
     /// 0-based index of the tar header (extension headers count).
     pub entry: Option<u64>,
     /// The entry's path as read (lossy UTF-8).
-    pub path: Option<String>,
+    pub path: Option<Box<str>>,
+}
+
+impl Location {
+    /// A location naming only the layer (or operation).
+    pub fn layer(name: &str) -> Self {
+        Location {
+            layer: name.into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -118,7 +128,7 @@ pub enum TarError {
         at: Location,
         /// The engine's error.
         #[source]
-        source: RepoError,
+        source: Box<RepoError>,
     },
     /// Reading the input or writing the output failed.
     #[error("{at}: {source}")]

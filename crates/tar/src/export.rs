@@ -75,16 +75,13 @@ impl std::fmt::Debug for ExportPlan<'_> {
 }
 
 fn at(what: &str) -> Location {
-    Location {
-        layer: format!("export {what}"),
-        ..Default::default()
-    }
+    Location::layer(&format!("export {what}"))
 }
 
 fn repo_err(source: ostree_repo::RepoError) -> TarError {
     TarError::Repo {
         at: at("source"),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -345,7 +342,11 @@ impl<'r> ExportPlan<'r> {
 
     /// The commit layer of an encapsulated image (spec §4.3 items 1–6): the directory walk,
     /// `var/tmp`, then every content object not in `chunked`, in checksum order.
-    pub fn write_commit_layer(&self, out: &mut dyn Write, chunked: &HashSet<Checksum>) -> Result<()> {
+    pub fn write_commit_layer(
+        &self,
+        out: &mut dyn Write,
+        chunked: &HashSet<Checksum>,
+    ) -> Result<()> {
         let mut w = TarWriter::new(out);
         let mut st = LayerState::default();
         self.commit_part(&mut w, false, &mut st)?;

@@ -56,7 +56,11 @@ impl<W: Write> TarWriter<W> {
 
     /// Writes a GNU long-name (`L`) or long-link (`K`) record holding `value`.
     fn long_record(&mut self, ty: u8, value: &[u8]) -> io::Result<()> {
-        let mut h = base_header(EntryType::new(ty), Owner::root(0o644), value.len() as u64 + 1);
+        let mut h = base_header(
+            EntryType::new(ty),
+            Owner::root(0o644),
+            value.len() as u64 + 1,
+        );
         if let Some(gnu) = h.as_gnu_mut() {
             gnu.name[..13].copy_from_slice(b"././@LongLink");
         }
@@ -145,7 +149,11 @@ impl<W: Write> TarWriter<W> {
 
     /// A symbolic link; the target is written byte for byte.
     pub fn symlink(&mut self, path: &str, target: &str, owner: Owner) -> io::Result<()> {
-        self.header(base_header(EntryType::Symlink, owner, 0), path, Some(target))
+        self.header(
+            base_header(EntryType::Symlink, owner, 0),
+            path,
+            Some(target),
+        )
     }
 
     /// Writes the two end-of-archive blocks and returns the output.

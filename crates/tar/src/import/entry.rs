@@ -30,21 +30,21 @@ pub(crate) enum LayerResult {
 }
 
 pub(crate) struct LayerImporter<'a, 's, 't, 'r> {
-    session: &'a ImportSession<'s, 't, 'r>,
-    kind: LayerKind,
-    layer: String,
-    digest: Option<String>,
-    xattrs_cache: HashMap<Checksum, Xattrs>,
-    cache_bytes: u64,
-    pending: Option<(Checksum, Xattrs)>,
-    legacy: bool,
-    seen_content: HashSet<Checksum>,
-    commit: Option<Checksum>,
-    last_was_commit: bool,
-    any_object: bool,
-    allowed_meta: HashSet<ObjectName>,
-    allowed_content: HashSet<Checksum>,
-    metadata_total: u64,
+    pub(super) session: &'a ImportSession<'s, 't, 'r>,
+    pub(super) kind: LayerKind,
+    pub(super) layer: std::sync::Arc<str>,
+    pub(super) digest: Option<String>,
+    pub(super) xattrs_cache: HashMap<Checksum, Xattrs>,
+    pub(super) cache_bytes: u64,
+    pub(super) pending: Option<(Checksum, Xattrs)>,
+    pub(super) legacy: bool,
+    pub(super) seen_content: HashSet<Checksum>,
+    pub(super) commit: Option<Checksum>,
+    pub(super) last_was_commit: bool,
+    pub(super) any_object: bool,
+    pub(super) allowed_meta: HashSet<ObjectName>,
+    pub(super) allowed_content: HashSet<Checksum>,
+    pub(super) metadata_total: u64,
 }
 
 fn is_regular(t: u8) -> bool {
@@ -75,7 +75,7 @@ fn read_err(at: &Location, e: ReadError) -> TarError {
     }
 }
 
-fn invalid(at: &Location, reason: impl Into<String>) -> TarError {
+pub(super) fn invalid(at: &Location, reason: impl Into<String>) -> TarError {
     TarError::Invalid {
         at: at.clone(),
         reason: reason.into(),
@@ -85,7 +85,7 @@ fn invalid(at: &Location, reason: impl Into<String>) -> TarError {
 fn repo(at: &Location) -> impl FnOnce(RepoError) -> TarError + '_ {
     move |source| TarError::Repo {
         at: at.clone(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -103,8 +103,8 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             session,
             kind,
             layer: match digest {
-                Some(d) => format!("{role} {d}"),
-                None => role.to_string(),
+                Some(d) => format!("{role} {d}").into(),
+                None => role.into(),
             },
             digest: digest.map(str::to_string),
             xattrs_cache: HashMap::new(),
@@ -155,7 +155,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     limit: limits.max_entries,
                 });
             }
-            at.path = Some(String::from_utf8_lossy(&h.path).into_owned());
+            at.path = Some(String::from_utf8_lossy(&h.path).into());
             self.entry(&mut tr, &h, &at)?;
         }
         let at = self.at_layer();
@@ -290,7 +290,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
         Ok(())
     }
 
-    fn read_small<R: Read>(
+    pub(super) fn read_small<R: Read>(
         &mut self,
         tr: &mut TarReader<R>,
         h: &EntryHeader,
@@ -301,7 +301,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
         if !is_regular(h.typeflag) {
             return Err(invalid(
                 at,
-                format!("{what} must be a regular file, found {}", type_name(h.typeflag)),
+                format!(
+                    "{what} must be a regular file, found {}",
+                    type_name(h.typeflag)
+                ),
             ));
         }
         if h.size > limit {
@@ -376,11 +379,17 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                 | TarObjectKind::DirMeta
         );
         if is_meta && self.kind == LayerKind::Chunk {
-            return Err(invalid(at, format!("metadata object {rel} in a chunk layer")));
+            return Err(invalid(
+                at,
+                format!("metadata object {rel} in a chunk layer"),
+            ));
         }
         if self.kind == LayerKind::Commit && self.commit.is_none() && kind != TarObjectKind::Commit
         {
-            return Err(invalid(at, "the first object of a commit layer must be the commit"));
+            return Err(invalid(
+                at,
+                "the first object of a commit layer must be the commit",
+            ));
         }
         let txn = self.session.txn;
         match kind {
@@ -467,7 +476,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     t => {
                         return Err(invalid(
                             at,
-                            format!("xattrs link must be a file or hardlink, found {}", type_name(t)),
+                            format!(
+                                "xattrs link must be a file or hardlink, found {}",
+                                type_name(t)
+                            ),
                         ));
                     }
                 };
@@ -499,119 +511,6 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
         }
     }
 
-    fn no_pending(&self, at: &Location) -> Result<()> {
-        match &self.pending {
-            Some((prev, _)) => Err(invalid(
-                at,
-                format!("dangling xattrs reference for {prev}: no object followed it"),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// Parses a hardlink target under `prefix`: an object path (`XX/REST.ext`) or, for the v0
-    /// `xattrs/` directory, a bare checksum.
-    fn link_target(
-        &self,
-        h: &EntryHeader,
-        prefix: &str,
-        at: &Location,
-    ) -> Result<(Checksum, Option<TarObjectKind>)> {
-        let unsafe_link = |reason: String| TarError::UnsafePath {
-            at: at.clone(),
-            reason,
-        };
-        let target = std::str::from_utf8(&h.link)
-            .map_err(|_| unsafe_link("non-UTF-8 link target".into()))?;
-        let nt = normalize(target).map_err(|r| unsafe_link(format!("link target: {r}")))?;
-        let rel = nt
-            .path
-            .strip_prefix(prefix)
-            .ok_or_else(|| unsafe_link(format!("link target {target:?} outside {prefix}")))?;
-        if prefix == OBJECTS_PREFIX {
-            let (c, k) = parse_object_relpath(rel).map_err(|r| invalid(at, r))?;
-            Ok((c, Some(k)))
-        } else {
-            let c = rel
-                .parse::<Checksum>()
-                .map_err(|_| invalid(at, format!("invalid xattrs name {rel:?}")))?;
-            Ok((c, None))
-        }
-    }
-
-    fn cached(&self, xc: &Checksum, at: &Location) -> Result<Xattrs> {
-        self.xattrs_cache.get(xc).cloned().ok_or_else(|| {
-            invalid(
-                at,
-                format!("xattrs reference to {xc}, which this layer has not provided"),
-            )
-        })
-    }
-
-    fn cache(&mut self, xc: Checksum, x: Xattrs, at: &Location) -> Result<()> {
-        if self.xattrs_cache.contains_key(&xc) {
-            return Ok(());
-        }
-        let size: u64 = x
-            .pairs()
-            .iter()
-            .map(|(n, v)| (n.len() + v.len()) as u64 + 16)
-            .sum();
-        self.cache_bytes += size;
-        let limit = self.session.options.limits.max_xattrs_cache;
-        if self.cache_bytes > limit {
-            return Err(TarError::TooLarge {
-                at: at.clone(),
-                what: "distinct xattr sets in one layer",
-                size: self.cache_bytes,
-                limit,
-            });
-        }
-        self.xattrs_cache.insert(xc, x);
-        Ok(())
-    }
-
-    fn read_xattrs<R: Read>(
-        &mut self,
-        tr: &mut TarReader<R>,
-        h: &EntryHeader,
-        expected: Option<Checksum>,
-        at: &Location,
-    ) -> Result<Xattrs> {
-        let limit = self.session.options.limits.max_xattrs;
-        let bytes = self.read_small(tr, h, limit, "xattr set", at)?;
-        let actual = Checksum::digest(&bytes);
-        if let Some(e) = expected
-            && e != actual
-        {
-            return Err(TarError::Corrupt {
-                at: at.clone(),
-                object: Some(ObjectName::new(e, ObjectType::FileXattrs)),
-                reason: format!("content hashes to {actual}"),
-            });
-        }
-        Xattrs::from_bytes(&bytes).map_err(|e| TarError::Corrupt {
-            at: at.clone(),
-            object: Some(ObjectName::new(actual, ObjectType::FileXattrs)),
-            reason: e.to_string(),
-        })
-    }
-
-    fn legacy_xattrs_blob<R: Read>(
-        &mut self,
-        tr: &mut TarReader<R>,
-        h: &EntryHeader,
-        name: &str,
-        at: &Location,
-    ) -> Result<()> {
-        let xc = name
-            .parse::<Checksum>()
-            .map_err(|_| invalid(at, format!("invalid xattrs name {name:?}")))?;
-        self.legacy = true;
-        let x = self.read_xattrs(tr, h, Some(xc), at)?;
-        self.cache(xc, x, at)
-    }
-
     fn content<R: Read>(
         &mut self,
         tr: &mut TarReader<R>,
@@ -640,7 +539,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             }
             LayerKind::Chunk => {
                 if !self.seen_content.insert(c) {
-                    return Err(invalid(at, format!("duplicate object {name} in a chunk layer")));
+                    return Err(invalid(
+                        at,
+                        format!("duplicate object {name} in a chunk layer"),
+                    ));
                 }
             }
         }
@@ -679,7 +581,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             t => {
                 return Err(invalid(
                     at,
-                    format!("content object must be a regular file or symlink, found {}", type_name(t)),
+                    format!(
+                        "content object must be a regular file or symlink, found {}",
+                        type_name(t)
+                    ),
                 ));
             }
         }

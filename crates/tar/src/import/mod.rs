@@ -10,6 +10,7 @@
 mod entry;
 mod reader;
 mod validate;
+mod xattrs;
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -201,7 +202,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                     .has_object(&ObjectName::new(commit, ObjectType::Commit))
                     .map_err(|source| TarError::Repo {
                         at: at.clone(),
-                        source,
+                        source: Box::new(source),
                     })?
             {
                 return Err(TarError::Invalid {
@@ -221,7 +222,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                 txn.write_metadata(ObjectType::DirTree, Some(empty.checksum), &[0])
                     .map_err(|source| TarError::Repo {
                         at: at.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 missing.remove(i);
                 synthesized = true;
@@ -238,7 +239,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                     return Err(TarError::Unreachable {
                         at: Location {
                             layer: match &chunk.digest {
-                                Some(d) => format!("chunk layer {d}"),
+                                Some(d) => format!("chunk layer {d}").into(),
                                 None => "chunk layer".into(),
                             },
                             ..Default::default()
@@ -253,7 +254,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
             txn.set_ref(&blob_ref(digest)?, Some(target))
                 .map_err(|source| TarError::Repo {
                     at: at.clone(),
-                    source,
+                    source: Box::new(source),
                 })
         };
         if let Some((c, Some(d))) = &st.commit {
@@ -275,18 +276,17 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
 /// `tar import`: one `tar export` stream into `repo` in its own transaction; returns the commit
 /// once it is published and proven complete.
 pub fn import_tar(repo: &Repo, reader: impl Read, interrupt: &AtomicBool) -> Result<Checksum> {
-    let at = Location {
-        layer: "import".into(),
-        ..Default::default()
-    };
+    let at = Location::layer("import");
     let txn = repo.begin_transaction().map_err(|source| TarError::Repo {
         at: at.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let session = ImportSession::new(&txn).with_interrupt(interrupt);
     let commit = session.import_commit_layer(reader, None)?;
     session.finish()?;
-    txn.commit()
-        .map_err(|source| TarError::Repo { at, source })?;
+    txn.commit().map_err(|source| TarError::Repo {
+        at,
+        source: Box::new(source),
+    })?;
     Ok(commit)
 }

@@ -200,7 +200,12 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads an extension member's data (bounded by `limit`).
-    fn read_ext(&mut self, size: u64, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
+    fn read_ext(
+        &mut self,
+        size: u64,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, ReadError> {
         if size > limit {
             return Err(ReadError::TooLarge(what, size, limit));
         }
@@ -295,7 +300,8 @@ impl<R: Read> TarReader<R> {
                 ));
             }
             let size = pax.size.unwrap_or(size);
-            let id = |v: u64| u32::try_from(v).map_err(|_| ReadError::Corrupt("id overflows".into()));
+            let id =
+                |v: u64| u32::try_from(v).map_err(|_| ReadError::Corrupt("id overflows".into()));
             let uid = id(match pax.uid {
                 Some(u) => u,
                 None => parse_num(&block[108..116])?,

@@ -54,7 +54,7 @@ pub struct TxnReach {
 fn repo_err(at: &Location, source: ostree_repo::RepoError) -> TarError {
     TarError::Repo {
         at: at.clone(),
-        source,
+        source: Box::new(source),
     }
 }
 
