@@ -51,15 +51,34 @@ summarize() {
     }'
 }
 
-# build_ostree_ext: ostree-ext-cli 0.15.3 from crates.io into a scratch dir (never vendored or
-# committed); sets OSTREE_EXT to its binary.
+# build_ostree_ext: the reference implementation, ostree-ext 0.15.3 from crates.io, built into a
+# scratch directory (never vendored or committed) behind its own CLI entry point
+# (`ostree_ext::cli::run_from_iter`); sets OSTREE_EXT to the binary.
 build_ostree_ext() {
-  need_packages libostree-dev libzstd-dev pkg-config
+  need_packages libostree-dev libzstd-dev pkg-config libssl-dev
   local root=${OSTREE_EXT_ROOT:-/var/tmp/ostree-ext-0.15.3}
-  if [ ! -x "$root/bin/ostree-ext-cli" ]; then
-    echo "building ostree-ext-cli 0.15.3 into $root (one-time, slow)" >&2
-    cargo install --quiet --locked --root "$root" ostree-ext-cli --version 0.15.3 >&2 ||
-      cargo install --quiet --root "$root" ostree-ext-cli --version 0.15.3 >&2
+  OSTREE_EXT="$root/target/release/ostree-ext-cli"
+  if [ ! -x "$OSTREE_EXT" ]; then
+    echo "building ostree-ext 0.15.3 into $root (one-time, slow)" >&2
+    mkdir -p "$root/src"
+    cat >"$root/Cargo.toml" <<'TOML'
+[package]
+name = "ostree-ext-cli"
+version = "0.0.0"
+edition = "2021"
+publish = false
+[dependencies]
+ostree-ext = "=0.15.3"
+tokio = { version = "1", features = ["full"] }
+anyhow = "1"
+[workspace]
+TOML
+    cat >"$root/src/main.rs" <<'RS'
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ostree_ext::cli::run_from_iter(std::env::args_os()).await
+}
+RS
+    (cd "$root" && cargo build --release --quiet) >&2
   fi
-  OSTREE_EXT="$root/bin/ostree-ext-cli"
 }
