@@ -347,3 +347,64 @@ fn from_loopback_registries() {
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
     assert!(repo.list_refs().unwrap().is_empty());
 }
+
+#[test]
+fn canonical_commit_into_bare_user_only() {
+    // bare-user-only stores only canonical content: commit with canonical permissions.
+    let d = scratch();
+    let src = d.path().join("tree");
+    tree::generate_tree(
+        &src,
+        &tree::TreeOptions {
+            seed: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let repo = Repo::create(&d.path().join("src"), RepoMode::BareUser).unwrap();
+    let mut spec = CommitSpec::new();
+    spec.timestamp = Some(0);
+    let mut topts = TreeOptions::new();
+    topts.canonical_permissions = true;
+    let commit = repo
+        .commit_directory(&src, None, &topts, &spec, &NoProgress, &NO)
+        .unwrap();
+    let plan = ExportPlan::new(&repo, commit).unwrap();
+    let mut layer = Vec::new();
+    plan.write_commit_layer(&mut layer, &HashSet::new())
+        .unwrap();
+    let labels = ostree_labels(&commit.to_hex(), &layer);
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let img = d.path().join("img");
+    write_layout(&img, &[layer], &l, LayerCompression::Gzip).unwrap();
+    let dst_path = d.path().join("buo");
+    let dst = Repo::create(&dst_path, RepoMode::BareUserOnly).unwrap();
+    let mut opts = UnencapsulateOptions::new();
+    opts.fetch = anon();
+    let import = unencapsulate(
+        &dst,
+        &oref(&format!(
+            "ostree-unverified-image:oci:{}:latest",
+            img.display()
+        )),
+        opts,
+    )
+    .unwrap();
+    assert_eq!(import.ostree_commit, commit);
+    let cli = OstreeCli::new().unwrap();
+    cli.fsck(&dst_path).unwrap().check().unwrap();
+    let (a, b) = (d.path().join("co-src"), d.path().join("co-dst"));
+    cli.checkout(repo.path(), &commit.to_hex(), &a, true)
+        .unwrap();
+    cli.checkout(&dst_path, &commit.to_hex(), &b, true).unwrap();
+    let snap = SnapshotOptions {
+        ownership: false,
+        xattrs: false,
+        mode_mask: 0o1377,
+        ..Default::default()
+    };
+    assert_trees_equal(&a, &b, &snap).unwrap();
+}
