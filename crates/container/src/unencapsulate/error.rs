@@ -13,7 +13,7 @@ use crate::fetch::{FetchError, FetchErrorKind};
 pub enum UnencapsulateError {
     /// Fetching through skopeo failed.
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Fetch(#[from] Box<FetchError>),
     /// The image is not a base ostree image.
     #[error(
         "{image}: {source}; unencapsulate imports images built by `ostree container encapsulate` (or rpm-ostree/bootc base images)"
@@ -62,7 +62,7 @@ pub enum UnencapsulateError {
         /// The layer digest.
         layer: String,
         /// What the importer found.
-        source: TarError,
+        source: Box<TarError>,
     },
     /// Cross-layer checks (reachability, completeness) failed.
     #[error("{image}: {source}")]
@@ -70,7 +70,7 @@ pub enum UnencapsulateError {
         /// The image.
         image: String,
         /// What failed.
-        source: TarError,
+        source: Box<TarError>,
     },
     /// The imported commit is not the one the image's label names.
     #[error(
@@ -90,7 +90,7 @@ pub enum UnencapsulateError {
         /// The image.
         image: String,
         /// The engine's error.
-        source: RepoError,
+        source: Box<RepoError>,
     },
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
@@ -182,5 +182,11 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         K::Interrupted => ErrorKind::Interrupted,
         K::Usage | K::Locked => ErrorKind::Usage,
         _ => ErrorKind::Io,
+    }
+}
+
+impl From<FetchError> for UnencapsulateError {
+    fn from(e: FetchError) -> Self {
+        UnencapsulateError::Fetch(Box::new(e))
     }
 }

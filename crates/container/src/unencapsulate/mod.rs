@@ -187,9 +187,9 @@ pub fn unencapsulate(
     if let Some(p) = &opts.progress {
         p.image(&digest, &layout.commit);
     }
-    let repo_err = |source| UnencapsulateError::Repo {
+    let repo_err = |source: ostree_repo::RepoError| UnencapsulateError::Repo {
         image: image.clone(),
-        source,
+        source: Box::new(source),
     };
 
     // Already here and complete: nothing to fetch.
@@ -336,7 +336,7 @@ pub fn unencapsulate(
                     return Err(UnencapsulateError::Import {
                         image,
                         layer,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -347,7 +347,7 @@ pub fn unencapsulate(
         .finish()
         .map_err(|source| UnencapsulateError::Verify {
             image: image.clone(),
-            source,
+            source: Box::new(source),
         })?;
     match outcome.commit {
         Some(c) if c == layout.commit => {}
@@ -361,7 +361,7 @@ pub fn unencapsulate(
         None => {
             return Err(UnencapsulateError::Verify {
                 image,
-                source: TarError::InvalidArgument("the image has no commit layer".into()),
+                source: Box::new(TarError::InvalidArgument("the image has no commit layer".into())),
             });
         }
     }
