@@ -361,7 +361,9 @@ pub fn unencapsulate(
         None => {
             return Err(UnencapsulateError::Verify {
                 image,
-                source: Box::new(TarError::InvalidArgument("the image has no commit layer".into())),
+                source: Box::new(TarError::InvalidArgument(
+                    "the image has no commit layer".into(),
+                )),
             });
         }
     }
