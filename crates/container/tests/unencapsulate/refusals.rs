@@ -61,7 +61,13 @@ fn refuses_non_ostree_derived_and_mislabelled_images() {
 
     // No labels at all.
     let p = d.path().join("plain");
-    write_layout(&p, std::slice::from_ref(&plain), &[], LayerCompression::Gzip).unwrap();
+    write_layout(
+        &p,
+        std::slice::from_ref(&plain),
+        &[],
+        LayerCompression::Gzip,
+    )
+    .unwrap();
     let (repo, r) = try_import(
         &format!("ostree-unverified-image:oci:{}:latest", p.display()),
         d.path(),
