@@ -1,0 +1,88 @@
+//! Moving staged objects into `objects/` at commit time: one prefix directory per task, in
+//! parallel, each `objects/XX` fsynced after its renames, then `objects/` itself.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+
+use super::Transaction;
+use crate::error::{IoContext, Result};
+
+impl Transaction<'_> {
+    /// Renames every staged object into place; an object that already exists wins (it is
+    /// immutable and identical), except detached metadata, which is replaced.
+    pub(super) fn publish_staged(&self) -> Result<()> {
+        let fsync = self.repo.config.fsync;
+        let objects_path = self.repo.path.join("objects");
+        let mut prefixes = Vec::new();
+        for entry in fs::read_dir(&self.staging.path).io("list", &self.staging.path)? {
+            let entry = entry.io("list", &self.staging.path)?;
+            let name = entry.file_name();
+            if let Some(p) = name.to_str()
+                && p.len() == 2
+                && entry.file_type().io("stat", entry.path())?.is_dir()
+            {
+                prefixes.push(p.to_string());
+            }
+        }
+        prefixes
+            .par_iter()
+            .try_for_each(|prefix| self.publish_prefix(prefix, &objects_path, fsync))?;
+        if fsync {
+            rustix::fs::fsync(&self.repo.objects).io("fsync", &objects_path)?;
+        }
+        Ok(())
+    }
+
+    fn publish_prefix(&self, prefix: &str, objects_path: &Path, fsync: bool) -> Result<()> {
+        match rustix::fs::mkdirat(
+            self.repo.objects.as_fd(),
+            prefix,
+            Mode::from_raw_mode(0o777),
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e).io("create", objects_path.join(prefix)),
+        }
+        let open_dir = |p: &Path| {
+            rustix::fs::open(
+                p,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .io("open", p)
+        };
+        let dst_dir = objects_path.join(prefix);
+        let dst_fd = open_dir(&dst_dir)?;
+        let src_dir = self.staging.path.join(prefix);
+        let src_fd = open_dir(&src_dir)?;
+        for obj in fs::read_dir(&src_dir).io("list", &src_dir)? {
+            let obj = obj.io("list", &src_dir)?;
+            let fname = obj.file_name();
+            let Some(fname) = fname.to_str() else {
+                continue;
+            };
+            if fname.starts_with('.') {
+                continue;
+            }
+            let flags = if fname.ends_with(".commitmeta") {
+                RenameFlags::empty()
+            } else {
+                RenameFlags::NOREPLACE
+            };
+            match rustix::fs::renameat_with(&src_fd, fname, &dst_fd, fname, flags) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => {
+                    let _ = rustix::fs::unlinkat(&src_fd, fname, AtFlags::empty());
+                }
+                Err(e) => return Err(e).io("rename", src_dir.join(fname)),
+            }
+        }
+        if fsync {
+            rustix::fs::fsync(&dst_fd).io("fsync", &dst_dir)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! Verified object writes into the staging directory, per repository mode.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+
+use ostree_format::{
+    Checksum, ContentHasher, FileMeta, ObjectName, ObjectType, archive_header, length_prefixed,
+    symlink_checksum, validate_metadata, validate_symlink_target,
+};
+use rustix::fs::{AtFlags, Mode, RenameFlags};
+
+use crate::config::RepoMode;
+use crate::error::{IoContext, RepoError, Result};
+use crate::read::OSTREEMETA_XATTR;
+use crate::sys::{self};
+
+use super::{ContentSource, Transaction};
+
+impl Transaction<'_> {
+    fn ensure_prefix_dir(&self, hex: &str) -> Result<()> {
+        let idx = usize::from_str_radix(&hex[..2], 16).unwrap_or(0);
+        if self.prefix_dirs[idx].load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match rustix::fs::mkdirat(
+            self.staging.fd.as_fd(),
+            &hex[..2],
+            Mode::from_raw_mode(0o777),
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e).io("create", self.staging.path.join(&hex[..2])),
+        }
+        self.prefix_dirs[idx].store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn charge(&self, bytes: u64) -> Result<()> {
+        let Some(b) = &self.budget else { return Ok(()) };
+        let blocks = bytes.div_ceil(b.block_size) as i64;
+        let before = b.blocks.fetch_sub(blocks, Ordering::Relaxed);
+        if before - blocks < 0 {
+            b.blocks.fetch_add(blocks, Ordering::Relaxed);
+            return Err(RepoError::NoSpace {
+                path: self.repo.path.clone(),
+                needed: bytes,
+                reserve: b.reserve.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Links a finished temporary file into staging under `name`; an existing object wins.
+    fn link_into_staging(&self, file: &File, name: &ObjectName) -> Result<()> {
+        let rel = self.repo.object_relpath(name);
+        self.ensure_prefix_dir(&rel)?;
+        match sys::link_tmpfile(file, self.staging.fd.as_fd(), &rel) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e).io("link", self.staging.path.join(&rel)),
+        }
+    }
+
+    fn new_tmpfile(&self) -> Result<File> {
+        sys::tmpfile_in(self.staging.fd.as_fd()).io("create temporary file in", &self.staging.path)
+    }
+
+    /// Writes a metadata object after checking its size, normal form, structure and (if given)
+    /// that it hashes to `expected`. Returns its checksum. An existing object is not rewritten.
+    /// Detached metadata goes through [`Transaction::write_commitmeta`].
+    pub fn write_metadata(
+        &self,
+        ty: ObjectType,
+        expected: Option<Checksum>,
+        bytes: &[u8],
+    ) -> Result<Checksum> {
+        if !ty.is_metadata() || ty == ObjectType::CommitMeta {
+            return Err(RepoError::InvalidArgument(format!(
+                "{ty} is not a hashed metadata type"
+            )));
+        }
+        let actual = Checksum::digest(bytes);
+        let name = ObjectName::new(expected.unwrap_or(actual), ty);
+        if expected.is_some_and(|e| e != actual) {
+            return Err(RepoError::ChecksumMismatch {
+                expected: name,
+                actual,
+            });
+        }
+        validate_metadata(ty, bytes).map_err(|source| RepoError::InvalidObject {
+            object: name,
+            source,
+        })?;
+        if self.has_object(&name)? {
+            self.stats.already_present.fetch_add(1, Ordering::Relaxed);
+            return Ok(actual);
+        }
+        self.charge(bytes.len() as u64)?;
+        let mut f = self.new_tmpfile()?;
+        f.write_all(bytes).io("write", &self.staging.path)?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(0o644)).io("chmod", &self.staging.path)?;
+        self.link_into_staging(&f, &name)?;
+        self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
+        Ok(actual)
+    }
+
+    /// Stores detached metadata for `commit` verbatim (after validation), replacing any previous.
+    pub fn write_commitmeta(&self, commit: &Checksum, bytes: &[u8]) -> Result<()> {
+        let name = ObjectName::new(*commit, ObjectType::CommitMeta);
+        validate_metadata(ObjectType::CommitMeta, bytes).map_err(|source| {
+            RepoError::InvalidObject {
+                object: name,
+                source,
+            }
+        })?;
+        self.charge(bytes.len() as u64)?;
+        let rel = self.repo.object_relpath(&name);
+        self.ensure_prefix_dir(&rel)?;
+        let tmp_name = format!("{}/.tmp-{}", &rel[..2], sys::random_suffix(8));
+        let tmp_path = self.staging.path.join(&tmp_name);
+        fs::write(&tmp_path, bytes).io("write", &tmp_path)?;
+        fs::rename(&tmp_path, self.staging.path.join(&rel)).io("rename", &tmp_path)?;
+        self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a content object. With `expected`, an object already present returns at once
+    /// (the source is not read) and a checksum mismatch is an error; nothing unverified is ever
+    /// linked into staging.
+    pub fn write_content(
+        &self,
+        expected: Option<Checksum>,
+        meta: &FileMeta,
+        source: ContentSource<'_>,
+    ) -> Result<Checksum> {
+        let label = |c: Option<Checksum>| {
+            c.map(|c| format!("{c}.file"))
+                .unwrap_or_else(|| "new content".into())
+        };
+        let bad = |source| match expected {
+            Some(c) => RepoError::InvalidObject {
+                object: ObjectName::new(c, ObjectType::File),
+                source,
+            },
+            None => RepoError::Format {
+                context: label(None),
+                source,
+            },
+        };
+        meta.validate_content_mode().map_err(bad)?;
+        meta.xattrs.check_canonical().map_err(bad)?;
+        if let ContentSource::Symlink { target } = &source {
+            validate_symlink_target(target).map_err(bad)?;
+        }
+        self.check_mode_restrictions(meta, &label(expected))?;
+        if let Some(e) = expected
+            && self.has_object(&ObjectName::new(e, ObjectType::File))?
+        {
+            self.stats.already_present.fetch_add(1, Ordering::Relaxed);
+            return Ok(e);
+        }
+        let checksum = match source {
+            ContentSource::Symlink { target } => self.write_symlink(expected, meta, target)?,
+            ContentSource::Regular { size, reader } => {
+                self.write_regular(expected, meta, size, reader)?
+            }
+        };
+        Ok(checksum)
+    }
+
+    fn check_mode_restrictions(&self, meta: &FileMeta, what: &str) -> Result<()> {
+        let mode = self.repo.config.mode;
+        let refuse = |reason: String| {
+            Err(RepoError::ModeRestriction {
+                object: what.to_string(),
+                mode: mode.name(),
+                reason,
+            })
+        };
+        match mode {
+            RepoMode::BareUserOnly => {
+                if meta.uid != 0 || meta.gid != 0 {
+                    return refuse(format!("owner {}:{} is not 0:0", meta.uid, meta.gid));
+                }
+                if !meta.xattrs.is_empty() {
+                    return refuse("extended attributes cannot be stored".into());
+                }
+                if meta.is_regular() && meta.mode & 0o7777 & !0o775 != 0 {
+                    return refuse(format!(
+                        "mode {:o} has bits outside 0775",
+                        meta.mode & 0o7777
+                    ));
+                }
+            }
+            RepoMode::Bare if self.repo.config.disable_xattrs && !meta.xattrs.is_empty() => {
+                return refuse("core.disable-xattrs is set".into());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish_content(
+        &self,
+        expected: Option<Checksum>,
+        actual: Checksum,
+        file: Option<&File>,
+    ) -> Result<bool> {
+        let name = ObjectName::new(actual, ObjectType::File);
+        if let Some(e) = expected
+            && e != actual
+        {
+            return Err(RepoError::ChecksumMismatch {
+                expected: ObjectName::new(e, ObjectType::File),
+                actual,
+            });
+        }
+        if expected.is_none() && self.has_object(&name)? {
+            self.stats.already_present.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        if let Some(f) = file {
+            self.link_into_staging(f, &name)?;
+        }
+        self.stats.content_written.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn write_regular(
+        &self,
+        expected: Option<Checksum>,
+        meta: &FileMeta,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<Checksum> {
+        let mode = self.repo.config.mode;
+        self.charge(size)?;
+        let file = self.new_tmpfile()?;
+        let mut hasher = ContentHasher::new(meta, None);
+        let staging = &self.staging.path;
+        let copied = if mode == RepoMode::Archive {
+            let mut w = BufWriter::with_capacity(128 * 1024, &file);
+            w.write_all(&length_prefixed(&archive_header(size, meta, None)))
+                .io("write", staging)?;
+            let mut enc = flate2::write::DeflateEncoder::new(
+                w,
+                flate2::Compression::new(self.repo.config.zlib_level),
+            );
+            let n = copy_hashing(reader, &mut hasher, &mut enc).io("write object in", staging)?;
+            enc.finish()
+                .and_then(|mut w| w.flush())
+                .io("write", staging)?;
+            n
+        } else {
+            let mut w = BufWriter::with_capacity(128 * 1024, &file);
+            let n = copy_hashing(reader, &mut hasher, &mut w).io("write object in", staging)?;
+            w.flush().io("write", staging)?;
+            n
+        };
+        if copied != size {
+            return Err(RepoError::SizeMismatch {
+                what: expected.map(|e| format!("{e}.file")).unwrap_or_default(),
+                expected: size,
+                actual: copied,
+            });
+        }
+        let actual = hasher.finish();
+        if let Some(e) = expected
+            && e != actual
+        {
+            return Err(RepoError::ChecksumMismatch {
+                expected: ObjectName::new(e, ObjectType::File),
+                actual,
+            });
+        }
+        self.apply_file_meta(&file, meta)?;
+        self.finish_content(expected, actual, Some(&file))?;
+        self.stats.content_bytes.fetch_add(size, Ordering::Relaxed);
+        Ok(actual)
+    }
+
+    /// Ownership, mode, xattrs and mtime of a regular object file, per repository mode.
+    fn apply_file_meta(&self, file: &File, meta: &FileMeta) -> Result<()> {
+        let p = &self.staging.path;
+        match self.repo.config.mode {
+            RepoMode::Bare => {
+                rustix::fs::fchown(
+                    file,
+                    Some(rustix::fs::Uid::from_raw(meta.uid)),
+                    Some(rustix::fs::Gid::from_raw(meta.gid)),
+                )
+                .io("chown object in", p)?;
+                rustix::fs::fchmod(file, Mode::from_raw_mode(meta.mode & 0o7777))
+                    .io("chmod object in", p)?;
+                sys::set_xattrs_fd(file.as_fd(), meta.xattrs.pairs())
+                    .io("set xattrs of object in", p)?;
+                sys::zero_mtime(file).io("set mtime of object in", p)?;
+            }
+            RepoMode::BareUser => {
+                let on_disk = if meta.is_symlink() {
+                    0o644
+                } else {
+                    (meta.mode & 0o775) | 0o400
+                };
+                rustix::fs::fchmod(file, Mode::from_raw_mode(on_disk)).io("chmod object in", p)?;
+                rustix::fs::fsetxattr(
+                    file,
+                    OSTREEMETA_XATTR,
+                    &meta.to_dirmeta_bytes(),
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .io("set user.ostreemeta of object in", p)?;
+                sys::zero_mtime(file).io("set mtime of object in", p)?;
+            }
+            RepoMode::BareUserOnly => {
+                rustix::fs::fchmod(file, Mode::from_raw_mode(meta.mode & 0o7777))
+                    .io("chmod object in", p)?;
+                sys::zero_mtime(file).io("set mtime of object in", p)?;
+            }
+            RepoMode::Archive => {
+                rustix::fs::fchmod(file, Mode::from_raw_mode(0o644)).io("chmod object in", p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_symlink(
+        &self,
+        expected: Option<Checksum>,
+        meta: &FileMeta,
+        target: &str,
+    ) -> Result<Checksum> {
+        let actual = symlink_checksum(meta, target);
+        let name = ObjectName::new(actual, ObjectType::File);
+        if expected.is_some_and(|e| e != actual)
+            || (expected.is_none() && self.has_object(&name)?)
+        {
+            return self.finish_content(expected, actual, None).map(|_| actual);
+        }
+        self.charge(target.len() as u64 + 1)?;
+        let p = &self.staging.path;
+        match self.repo.config.mode {
+            RepoMode::Bare | RepoMode::BareUserOnly => {
+                let rel = self.repo.object_relpath(&name);
+                self.ensure_prefix_dir(&rel)?;
+                let tmp_name = format!("{}/.tmp-{}", &rel[..2], sys::random_suffix(8));
+                rustix::fs::symlinkat(target, self.staging.fd.as_fd(), tmp_name.as_str())
+                    .io("symlink in", p)?;
+                let tmp_path = p.join(&tmp_name);
+                let applied = (|| -> Result<()> {
+                    if self.repo.config.mode == RepoMode::Bare {
+                        rustix::fs::chownat(
+                            self.staging.fd.as_fd(),
+                            tmp_name.as_str(),
+                            Some(rustix::fs::Uid::from_raw(meta.uid)),
+                            Some(rustix::fs::Gid::from_raw(meta.gid)),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )
+                        .io("chown", &tmp_path)?;
+                        sys::set_xattrs_path(&tmp_path, meta.xattrs.pairs())
+                            .io("set xattrs of", &tmp_path)?;
+                    }
+                    Ok(())
+                })();
+                let renamed = applied.and_then(|()| {
+                    match rustix::fs::renameat_with(
+                        self.staging.fd.as_fd(),
+                        tmp_name.as_str(),
+                        self.staging.fd.as_fd(),
+                        rel.as_str(),
+                        RenameFlags::NOREPLACE,
+                    ) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+                        Err(e) => Err(e).io("rename", &tmp_path),
+                    }
+                });
+                let _ = rustix::fs::unlinkat(
+                    self.staging.fd.as_fd(),
+                    tmp_name.as_str(),
+                    AtFlags::empty(),
+                );
+                renamed?;
+                self.finish_content(expected, actual, None)?;
+            }
+            RepoMode::BareUser => {
+                let mut file = self.new_tmpfile()?;
+                file.write_all(target.as_bytes())
+                    .and_then(|()| file.write_all(&[0]))
+                    .io("write object in", p)?;
+                self.apply_file_meta(&file, meta)?;
+                self.finish_content(expected, actual, Some(&file))?;
+            }
+            RepoMode::Archive => {
+                let mut file = self.new_tmpfile()?;
+                file.write_all(&length_prefixed(&archive_header(0, meta, Some(target))))
+                    .io("write object in", p)?;
+                self.apply_file_meta(&file, meta)?;
+                self.finish_content(expected, actual, Some(&file))?;
+            }
+        }
+        Ok(actual)
+    }
+}
+
+/// Copies `reader` to `out` while hashing; returns the byte count.
+fn copy_hashing(
+    reader: &mut dyn Read,
+    hasher: &mut ContentHasher,
+    out: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
