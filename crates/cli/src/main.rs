@@ -4,6 +4,7 @@
 //! runs it with `container` as the first argument; that form is accepted too.
 
 mod container_cmd;
+mod encapsulate_cmd;
 mod output;
 mod progress;
 mod repo_cmd;
@@ -28,6 +29,9 @@ enum Command {
     /// Import the OSTree commit carried by a container image into a repository.
     #[command(visible_alias = "import")]
     Unencapsulate(container_cmd::UnencapsulateArgs),
+    /// Export an OSTree commit as an OCI container image.
+    #[command(visible_alias = "export")]
+    Encapsulate(encapsulate_cmd::EncapsulateArgs),
     /// Show an image's digest and ostree labels.
     Info(container_cmd::InfoArgs),
     /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
     let interrupt = install_interrupt_handler();
     let result = match cli.command {
         Command::Unencapsulate(a) => container_cmd::run_unencapsulate(a, &interrupt),
+        Command::Encapsulate(a) => encapsulate_cmd::run(a, &interrupt),
         Command::Info(a) => container_cmd::run_info(a),
         Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
         Command::Tar(cmd) => tar_cmd::run(cmd, &interrupt),

@@ -1,10 +1,14 @@
 //! OSTree commits inside OCI container images.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+pub mod encapsulate;
 pub mod fetch;
 pub mod imgref;
 pub mod unencapsulate;
 
+pub use encapsulate::{
+    Compression, EncapsulateError, EncapsulateOptions, EncapsulateProgress, encapsulate,
+};
 pub use fetch::{
     FetchConfig, FetchError, FetchErrorKind, ImageFetcher, LayerOutcome, LayerRequest,
 };

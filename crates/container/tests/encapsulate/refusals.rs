@@ -1,0 +1,187 @@
+//! Bad input: typed errors, and nothing written at the destination when the input is wrong.
+
+use std::process::Command;
+
+use ostree_container::encapsulate::{Compression, ErrorKind, encapsulate};
+use ostree_repo::Repo;
+use ostree_repo::format::{ObjectName, ObjectType};
+use ostree_tar::ExportPlan;
+
+use crate::{fixture, imgref, opts, scratch};
+
+#[test]
+fn unknown_rev() {
+    let f = fixture();
+    let d = scratch();
+    let dest = d.path().join("img");
+    for rev in [
+        "no-such-ref",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let e = encapsulate(
+            &f.repo,
+            rev,
+            &opts(1, Compression::gzip()),
+            &imgref(&format!("oci:{}", dest.display())),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownRev, "{e}");
+    }
+    assert!(!dest.exists());
+}
+
+#[test]
+fn incomplete_commit_writes_nothing() {
+    let f = fixture();
+    let d = scratch();
+    let copy = d.path().join("repo");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&f.repo_path)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let repo = Repo::open(&copy).unwrap();
+    let victim = *ExportPlan::new(&repo, f.commit)
+        .unwrap()
+        .content_objects()
+        .next()
+        .unwrap();
+    std::fs::remove_file(repo.object_path(&ObjectName::new(victim, ObjectType::File))).unwrap();
+    for dest in [
+        format!("oci:{}", d.path().join("img").display()),
+        format!("oci-archive:{}", d.path().join("img.tar").display()),
+    ] {
+        let e = encapsulate(
+            &repo,
+            "fixture",
+            &opts(4, Compression::gzip()),
+            &imgref(&dest),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::IncompleteCommit, "{e}");
+        assert!(e.to_string().contains(&victim.to_hex()), "{e}");
+    }
+    assert!(!d.path().join("img").exists());
+    assert!(!d.path().join("img.tar").exists());
+}
+
+#[test]
+fn unwritable_destination() {
+    let f = fixture();
+    let d = scratch();
+    let file = d.path().join("regular");
+    std::fs::write(&file, b"x").unwrap();
+    for dest in [
+        format!("oci:{}/sub", file.display()),
+        format!("oci-archive:{}/sub.tar", file.display()),
+        format!("oci-archive:{}/missing-dir/x.tar", d.path().display()),
+    ] {
+        let e = encapsulate(
+            &f.repo,
+            "fixture",
+            &opts(2, Compression::gzip()),
+            &imgref(&dest),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Destination, "{dest}: {e}");
+    }
+}
+
+#[test]
+fn contentmeta_errors() {
+    let f = fixture();
+    let d = scratch();
+    let dest = d.path().join("img");
+    let plan = ExportPlan::new(&f.repo, f.commit).unwrap();
+    let objs: Vec<String> = plan.content_objects().map(|c| c.to_hex()).collect();
+    let partial: serde_json::Map<String, serde_json::Value> = objs
+        .iter()
+        .skip(1)
+        .map(|c| (c.clone(), "a".into()))
+        .collect();
+    let cases = [
+        (
+            "incomplete",
+            serde_json::json!({"version": 1, "layers": {"a": "A"}, "mapping": partial}),
+        ),
+        (
+            "version",
+            serde_json::json!({"version": 2, "layers": {}, "mapping": {}}),
+        ),
+        (
+            "ordered",
+            serde_json::json!({"version": 1, "ordered": true, "layers": {}, "mapping": {}}),
+        ),
+        (
+            "unknown-component",
+            serde_json::json!({"version": 1, "layers": {"a": "A"}, "mapping": {objs[0].clone(): "zz"}}),
+        ),
+        (
+            "bad-checksum",
+            serde_json::json!({"version": 1, "layers": {"a": "A"}, "mapping": {"xyz": "a"}}),
+        ),
+    ];
+    for (name, json) in cases {
+        let p = d.path().join(format!("{name}.json"));
+        std::fs::write(&p, serde_json::to_vec(&json).unwrap()).unwrap();
+        let mut o = opts(8, Compression::gzip());
+        o.contentmeta = Some(p);
+        let e = encapsulate(
+            &f.repo,
+            "fixture",
+            &o,
+            &imgref(&format!("oci:{}", dest.display())),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ContentMeta, "{name}: {e}");
+    }
+    let p = d.path().join("garbage.json");
+    std::fs::write(&p, b"{not json").unwrap();
+    let mut o = opts(8, Compression::gzip());
+    o.contentmeta = Some(p);
+    let e = encapsulate(
+        &f.repo,
+        "fixture",
+        &o,
+        &imgref(&format!("oci:{}", dest.display())),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
+    let mut o = opts(8, Compression::gzip());
+    o.contentmeta = Some(d.path().join("missing.json"));
+    let e = encapsulate(
+        &f.repo,
+        "fixture",
+        &o,
+        &imgref(&format!("oci:{}", dest.display())),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
+    assert!(!dest.exists());
+}
+
+#[test]
+fn copymeta_and_options() {
+    let f = fixture();
+    let d = scratch();
+    let dest = format!("oci:{}", d.path().join("img").display());
+    let mut o = opts(1, Compression::gzip());
+    o.copy_meta = vec!["no.such.key".into()];
+    let e = encapsulate(&f.repo, "fixture", &o, &imgref(&dest)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
+    let mut o = opts(1, Compression::gzip());
+    o.copy_meta = vec!["build.number".into()]; // a u32, not a string
+    let e = encapsulate(&f.repo, "fixture", &o, &imgref(&dest)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
+    for c in [
+        Compression::Gzip { level: 10 },
+        Compression::Zstd { level: 0 },
+        Compression::Zstd { level: 23 },
+    ] {
+        let e = encapsulate(&f.repo, "fixture", &opts(1, c), &imgref(&dest)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOption, "{e}");
+    }
+    assert!(!d.path().join("img").exists());
+}
