@@ -11,8 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ostree_container::ImageReference;
 use ostree_container::encapsulate::{
-    Compression, EncapsulateOptions, EncapsulateProgress, ErrorKind, LayerBlob, LayerEstimate,
-    encapsulate,
+    Compression, EncapsulateOptions, EncapsulateProgress, LayerBlob, LayerEstimate, encapsulate,
 };
 use ostree_repo::Repo;
 
@@ -153,13 +152,6 @@ pub fn run(a: EncapsulateArgs, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     let result = encapsulate(&repo, &a.rev, &opts, &a.imgref);
     if let Some(b) = &bar {
         b.bar.finish_and_clear();
-    }
-    if let Err(e) = &result
-        && e.kind() == ErrorKind::Interrupted
-    {
-        // main's exit-code mapping does not know encapsulate errors yet.
-        eprintln!("error: {e}");
-        return Ok(crate::EXIT_INTERRUPTED);
     }
     let digest = result.with_context(|| format!("encapsulating {} to {}", a.rev, a.imgref))?;
     writeln!(std::io::stdout().lock(), "{digest}")?;
