@@ -1,7 +1,8 @@
 //! Writing one layer blob: tar producer → bounded channel → compressor → blob file.
 //!
 //! The tar is generated (and its diff_id hashed) on the calling thread while a second thread
-//! compresses and hashes the compressed stream, so even a single gzip layer uses two cores.
+//! compresses and hashes the compressed stream; gzip compresses blocks in parallel
+//! ([`super::pargz`]), so even a single gzip layer uses every core.
 //! At most [`CHANNEL_DEPTH`] buffers of [`CHUNK`] bytes are in flight: memory stays bounded
 //! however large the layer. Output is reproducible: gzip headers carry mtime 0, no name and a
 //! fixed OS byte; zstd always runs with [`ZSTD_WORKERS`] workers, whatever the core count
@@ -178,10 +179,10 @@ fn compress_loop(
     let mut done = 0u64;
     match compression {
         Compression::Gzip { level } => {
-            let mut enc = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(out, flate2::Compression::new(level));
+            // Several blocks at once so that even a single layer uses every core; the output
+            // does not depend on the batch size.
+            let batch = rayon::current_num_threads().max(2);
+            let mut enc = super::pargz::ParGzWriter::new(out, level, batch);
             for chunk in rx {
                 enc.write_all(&chunk)?;
                 done += chunk.len() as u64;

@@ -16,6 +16,7 @@ pub mod contentmeta;
 mod error;
 pub mod image;
 pub mod oci;
+mod pargz;
 
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
