@@ -4,7 +4,10 @@
 # archive repositories, alternating over ROUNDS; physical baselines on the same layer blobs
 # (decompress to /dev/null, decompress+sha256sum, decompress+tar -x); with --with-ostree-ext,
 # ostree-ext-cli 0.15.3 importing the same images.
-#   bench/unencapsulate.sh [--with-ostree-ext] [ROUNDS]     env: FILES, BYTES, BENCH_DIR
+#   bench/unencapsulate.sh [--with-ostree-ext] [ROUNDS]
+#   env: FILES, BYTES, BENCH_DIR; IMAGES (default "1-gzip 32-gzip 1-zstd 32-zstd");
+#   MODES (default "bare-user archive"; "bare-user-tmpfs" puts the repository on a tmpfs, to see
+#   the import when the disk is not the limit)
 source "$(dirname "$0")/lib.sh"
 WITH_EXT=0
 if [ "${1:-}" = "--with-ostree-ext" ]; then WITH_EXT=1; shift; fi
@@ -43,7 +46,7 @@ PY
 }
 echo "fixture: $FIX ($FILES files, $BYTES bytes), commit $COMMIT, $ROUNDS rounds, $(nproc) cores"
 for r in $(seq 1 "$ROUNDS"); do
-  for img in 1-gzip 32-gzip 1-zstd 32-zstd; do
+  for img in ${IMAGES:-1-gzip 32-gzip 1-zstd 32-zstd}; do
     dir="$FIX/img-$img"
     dec=$([ "${img#*-}" = gzip ] && echo "gzip -dc" || echo "zstd -dcq")
     # Physical baselines over the same blobs, one core, as a shell pipeline would do it.
@@ -53,15 +56,21 @@ for r in $(seq 1 "$ROUNDS"); do
     rm -rf "$BENCH_DIR/x" && mkdir -p "$BENCH_DIR/x"
     measure "base-decomp+tar-x-$img" bash -c "for b in $list; do $dec \"\$b\" | tar -x -C $BENCH_DIR/x; done"
     rm -rf "$BENCH_DIR/x"
-    for mode in bare-user archive; do
+    for variant in ${MODES:-bare-user archive}; do
+      mode=${variant%-tmpfs}
       repo="$BENCH_DIR/unencap-repo"
+      if [ "$variant" != "$mode" ]; then
+        repo="$BENCH_DIR/tmpfs/repo"
+        mkdir -p "$BENCH_DIR/tmpfs"
+        mountpoint -q "$BENCH_DIR/tmpfs" || mount -t tmpfs -o size=4G tmpfs "$BENCH_DIR/tmpfs"
+      fi
       rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode"
-      measure "ours-$img-$mode" "$OC" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
+      measure "ours-$img-$variant" "$OC" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       got=$("$OC" repo rev-parse --repo "$repo" "$COMMIT")
       [ "$got" = "$COMMIT" ] || { echo "import mismatch" >&2; exit 1; }
       # ostree-ext 0.15.3 cannot import into archive repositories with libostree 2022.7
       # ("Cannot currently use ostree_repo_write_regfile() on an archive mode repository").
-      if [ "$WITH_EXT" = 1 ] && [ "$mode" = bare-user ]; then
+      if [ "$WITH_EXT" = 1 ] && [ "$variant" = bare-user ]; then
         rm -rf "$repo" && ostree init --repo "$repo" --mode "$mode"
         measure "ostree-ext-$img-$mode" "$OSTREE_EXT" container unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       fi
@@ -70,3 +79,4 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 summarize "${BASELINE:-base-decomp+sha256-1-gzip}"
 rm -f "$RESULTS"
+mountpoint -q "$BENCH_DIR/tmpfs" && umount "$BENCH_DIR/tmpfs" || true
