@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ostree_repo::format::{
@@ -10,6 +11,7 @@ use ostree_repo::format::{
 };
 use ostree_repo::{ContentSource, RepoError};
 
+use super::parallel::{self, BufThenErr, Job, Payload, Pool, SMALL_OBJECT_MAX};
 use super::reader::{EntryHeader, ReadError, TarReader};
 use super::validate::{checkout_type_allowed, type_name};
 use super::{ChunkOutcome, ImportSession};
@@ -45,6 +47,18 @@ pub(crate) struct LayerImporter<'a, 's, 't, 'r> {
     pub(super) allowed_meta: HashSet<ObjectName>,
     pub(super) allowed_content: HashSet<Checksum>,
     pub(super) metadata_total: u64,
+    /// Workers writing small content objects (`None`: everything is written inline).
+    pub(super) pool: Option<Arc<Pool>>,
+}
+
+/// Closes the pool when the parser is done, also when it unwinds (so the workers exit and the
+/// scope can join them).
+struct CloseOnDrop<'p>(&'p Pool);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 fn is_regular(t: u8) -> bool {
@@ -118,6 +132,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             allowed_meta: HashSet::new(),
             allowed_content: HashSet::new(),
             metadata_total: 0,
+            pool: None,
         }
     }
 
@@ -128,8 +143,54 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
         }
     }
 
-    /// Reads the whole layer once, then drains what follows the end marker.
+    /// Reads the whole layer once, then drains what follows the end marker. Small content
+    /// objects are written by worker threads; all of them have finished when this returns.
     pub(crate) fn run(mut self, reader: impl Read) -> Result<LayerResult> {
+        let workers = parallel::worker_count();
+        let parsed = if workers > 1 {
+            let pool = Arc::new(Pool::new());
+            self.pool = Some(pool.clone());
+            let txn = self.session.txn;
+            let interrupt = self.session.interrupt;
+            let parsed = std::thread::scope(|s| {
+                for _ in 0..workers {
+                    let p = &*pool;
+                    s.spawn(move || p.work(txn, interrupt));
+                }
+                let _close = CloseOnDrop(&pool);
+                self.read_entries(reader)
+            });
+            self.pool = None;
+            // A failed write precedes anything the parser found later in the stream.
+            if let Some(e) = pool.first_error() {
+                return Err(e);
+            }
+            parsed
+        } else {
+            self.read_entries(reader)
+        };
+        parsed?;
+        let at = self.at_layer();
+        if let Some((c, _)) = &self.pending {
+            return Err(invalid(
+                &at,
+                format!("xattrs reference for {c} not followed by its object"),
+            ));
+        }
+        match self.kind {
+            LayerKind::Commit => {
+                let c = self
+                    .commit
+                    .ok_or_else(|| invalid(&at, "commit object not found"))?;
+                Ok(LayerResult::Commit(c))
+            }
+            LayerKind::Chunk => self.finish_chunk(&at),
+        }
+    }
+
+    /// The entry loop and the drain. When a worker has failed, stops early with a placeholder
+    /// error (the caller reports the worker's).
+    fn read_entries(&mut self, reader: impl Read) -> Result<()> {
         let limits = self.session.options.limits;
         let mut tr = TarReader::new(reader, limits.max_path);
         loop {
@@ -138,6 +199,9 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                 .interrupt
                 .is_some_and(|f| f.load(Ordering::Relaxed))
             {
+                return Err(TarError::Interrupted);
+            }
+            if self.pool.as_ref().is_some_and(|p| p.failed()) {
                 return Err(TarError::Interrupted);
             }
             let mut at = self.at_layer();
@@ -163,20 +227,25 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             at: at.clone(),
             source,
         })?;
-        if let Some((c, _)) = &self.pending {
-            return Err(invalid(
-                &at,
-                format!("xattrs reference for {c} not followed by its object"),
-            ));
+        Ok(())
+    }
+
+    /// The pool, if object `c` should be written by it: it is not in the repository yet (an
+    /// object already present is skipped without reading its payload). `dup`: this layer has
+    /// seen `c` before; its write may still be in flight, so wait for the workers first.
+    fn pool_for(&self, c: Checksum, dup: bool) -> Option<Arc<Pool>> {
+        let pool = self.pool.clone()?;
+        if dup {
+            pool.wait_idle();
         }
-        match self.kind {
-            LayerKind::Commit => {
-                let c = self
-                    .commit
-                    .ok_or_else(|| invalid(&at, "commit object not found"))?;
-                Ok(LayerResult::Commit(c))
-            }
-            LayerKind::Chunk => self.finish_chunk(&at),
+        match self
+            .session
+            .txn
+            .has_object(&ObjectName::new(c, ObjectType::File))
+        {
+            Ok(false) => Some(pool),
+            // Present, or the check failed: the inline path skips or reports it as before.
+            _ => None,
         }
     }
 
@@ -530,12 +599,13 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             None if self.legacy => Xattrs::new(),
             None => return Err(invalid(at, format!("missing xattrs reference for {c}"))),
         };
+        let mut dup = false;
         match self.kind {
             LayerKind::Commit => {
                 if !self.allowed_content.contains(&c) {
                     return Err(self.unreachable(at, name));
                 }
-                self.seen_content.insert(c);
+                dup = !self.seen_content.insert(c);
             }
             LayerKind::Chunk => {
                 if !self.seen_content.insert(c) {
@@ -555,6 +625,41 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     mode: S_IFREG | (h.mode & 0o7777),
                     xattrs,
                 };
+                if h.size <= SMALL_OBJECT_MAX
+                    && let Some(pool) = self.pool_for(c, dup)
+                {
+                    let mut buf = Vec::with_capacity(h.size as usize);
+                    if let Err(err) = tr.data().read_to_end(&mut buf) {
+                        // Let the inline path see the same bytes and the same error.
+                        let mut r = BufThenErr {
+                            buf,
+                            pos: 0,
+                            err: Some(err),
+                        };
+                        txn.write_content(
+                            Some(c),
+                            &meta,
+                            ContentSource::Regular {
+                                size: h.size,
+                                reader: &mut r,
+                            },
+                        )
+                        .map_err(repo(at))?;
+                        return Ok(());
+                    }
+                    let job = Job {
+                        entry: at.entry.unwrap_or(0),
+                        at: at.clone(),
+                        checksum: c,
+                        meta,
+                        payload: Payload::Regular { size: h.size, buf },
+                    };
+                    if !pool.dispatch(job) {
+                        // A worker failed; the caller reports its error.
+                        return Err(TarError::Interrupted);
+                    }
+                    return Ok(());
+                }
                 let mut data = tr.data();
                 txn.write_content(
                     Some(c),
@@ -575,6 +680,19 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     mode: S_IFLNK | 0o777,
                     xattrs,
                 };
+                if let Some(pool) = self.pool_for(c, dup) {
+                    let job = Job {
+                        entry: at.entry.unwrap_or(0),
+                        at: at.clone(),
+                        checksum: c,
+                        meta,
+                        payload: Payload::Symlink(target.to_string()),
+                    };
+                    if !pool.dispatch(job) {
+                        return Err(TarError::Interrupted);
+                    }
+                    return Ok(());
+                }
                 txn.write_content(Some(c), &meta, ContentSource::Symlink { target })
                     .map_err(repo(at))?;
             }

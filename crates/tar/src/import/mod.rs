@@ -8,6 +8,7 @@
 //! [`Transaction::commit`].
 
 mod entry;
+mod parallel;
 mod reader;
 mod validate;
 mod xattrs;

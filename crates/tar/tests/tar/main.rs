@@ -4,6 +4,7 @@ mod chunked;
 mod format;
 mod fuzz;
 mod hostile;
+mod parallel;
 mod roundtrip;
 
 use std::path::{Path, PathBuf};
