@@ -22,9 +22,9 @@ use ostree_repo::{ContentSource, Transaction};
 use crate::error::{Location, TarError};
 
 /// Regular files up to this size are buffered and written by workers.
-pub(super) const SMALL_OBJECT_MAX: u64 = 2 * 1024 * 1024;
+pub(super) const SMALL_OBJECT_MAX: u64 = 1024 * 1024;
 /// Bytes of buffered payload (plus a per-job overhead) queued or being written at once.
-pub(super) const MAX_BYTES_IN_FLIGHT: u64 = 24 * 1024 * 1024;
+pub(super) const MAX_BYTES_IN_FLIGHT: u64 = 8 * 1024 * 1024;
 /// Jobs queued or being written at once.
 pub(super) const MAX_JOBS_IN_FLIGHT: usize = 2048;
 /// Accounting overhead per job (metadata, location, xattrs).
