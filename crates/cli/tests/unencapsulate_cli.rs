@@ -68,12 +68,8 @@ fn image() -> &'static Image {
             layers.push(t);
         }
         let labels = ostree_labels(&commit.to_hex(), layers.last().unwrap());
-        let l: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let layout = dir.path().join("image");
-        write_layout(&layout, &layers, &l, LayerCompression::Gzip).unwrap();
+        write_layout(&layout, &layers, &labels, LayerCompression::Gzip).unwrap();
         Image {
             _dir: dir,
             layout,
@@ -342,7 +338,7 @@ fn refusal_exit_codes() {
     write_layout(
         &plain,
         &[Vec::from(&[0u8; 1024][..])],
-        &[],
+        test_support::oci::NO_LABELS,
         LayerCompression::None,
     )
     .unwrap();

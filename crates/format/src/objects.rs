@@ -175,31 +175,29 @@ pub fn archive_header_type() -> Type {
     Type::Tuple(m)
 }
 
-/// The content file header `(uuuusa(ayay))` that is hashed before the payload.
-pub fn file_header(meta: &FileMeta, symlink_target: Option<&str>) -> Vec<u8> {
-    Value::Tuple(vec![
+/// The members of `(uuuusa(ayay))`: rdev is always 0, the target empty for regular files.
+fn file_header_members(meta: &FileMeta, symlink_target: Option<&str>) -> Vec<Value> {
+    vec![
         be32(meta.uid),
         be32(meta.gid),
         be32(meta.mode),
         be32(0),
         Value::Str(symlink_target.unwrap_or("").to_string()),
         meta.xattrs.to_value(),
-    ])
-    .to_bytes()
+    ]
 }
 
-/// The `.filez` header `(tuuuusa(ayay))`; `size` is 0 for symlinks.
+/// The content file header `(uuuusa(ayay))` that is hashed before the payload.
+pub fn file_header(meta: &FileMeta, symlink_target: Option<&str>) -> Vec<u8> {
+    Value::Tuple(file_header_members(meta, symlink_target)).to_bytes()
+}
+
+/// The `.filez` header `(tuuuusa(ayay))`: the payload size, then the file header's members;
+/// `size` is 0 for symlinks.
 pub fn archive_header(size: u64, meta: &FileMeta, symlink_target: Option<&str>) -> Vec<u8> {
-    Value::Tuple(vec![
-        Value::U64(size.swap_bytes()),
-        be32(meta.uid),
-        be32(meta.gid),
-        be32(meta.mode),
-        be32(0),
-        Value::Str(symlink_target.unwrap_or("").to_string()),
-        meta.xattrs.to_value(),
-    ])
-    .to_bytes()
+    let mut members = vec![Value::U64(size.swap_bytes())];
+    members.extend(file_header_members(meta, symlink_target));
+    Value::Tuple(members).to_bytes()
 }
 
 /// 4-byte big-endian length, 4 NUL bytes, then the header: the framing used in the content hash

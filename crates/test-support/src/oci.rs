@@ -16,6 +16,9 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// No labels, for [`write_layout`] on a plain (non-ostree) image.
+pub const NO_LABELS: &[(&str, &str)] = &[];
+
 /// Layer compression for [`write_layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerCompression {
@@ -37,10 +40,10 @@ fn write_blob(dir: &Path, data: &[u8]) -> Result<String> {
 
 /// Writes an OCI layout at `dir` (tag `latest`) whose layers are `layers` (uncompressed tars),
 /// with `labels` on the config. Returns the manifest digest.
-pub fn write_layout(
+pub fn write_layout<K: AsRef<str>, V: AsRef<str>>(
     dir: &Path,
     layers: &[Vec<u8>],
-    labels: &[(&str, &str)],
+    labels: &[(K, V)],
     compression: LayerCompression,
 ) -> Result<String> {
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
@@ -62,7 +65,7 @@ pub fn write_layout(
     }
     let labels: serde_json::Map<String, serde_json::Value> = labels
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .map(|(k, v)| (k.as_ref().to_string(), serde_json::Value::from(v.as_ref())))
         .collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2020-01-01T00:00:00Z",

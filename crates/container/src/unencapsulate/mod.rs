@@ -193,14 +193,8 @@ pub fn unencapsulate(
     };
 
     // Already here and complete: nothing to fetch.
-    let commit_present = repo
-        .has_object(&ostree_repo::format::ObjectName::new(
-            layout.commit,
-            ostree_repo::format::ObjectType::Commit,
-        ))
-        .map_err(repo_err)?;
-    if commit_present
-        && !repo.is_commit_partial(&layout.commit)
+    // find_missing also reports an absent commit object.
+    if !repo.is_commit_partial(&layout.commit)
         && repo
             .find_missing(&layout.commit)
             .map_err(repo_err)?

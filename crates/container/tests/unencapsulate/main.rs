@@ -84,11 +84,7 @@ pub fn fixture() -> &'static Fixture {
             .unwrap();
         let single = dir.path().join("single");
         let labels = ostree_labels(&commit.to_hex(), &single_tar);
-        let l: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        write_layout(&single, &[single_tar], &l, LayerCompression::None).unwrap();
+        write_layout(&single, &[single_tar], &labels, LayerCompression::None).unwrap();
 
         let objects: Vec<Checksum> = plan.content_objects().copied().collect();
         let chunks: Vec<Vec<Checksum>> = (0..3)
@@ -105,11 +101,7 @@ pub fn fixture() -> &'static Fixture {
         }
         let chunked = dir.path().join("chunked");
         let labels = ostree_labels(&commit.to_hex(), layers.last().unwrap());
-        let l: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        write_layout(&chunked, &layers, &l, LayerCompression::Gzip).unwrap();
+        write_layout(&chunked, &layers, &labels, LayerCompression::Gzip).unwrap();
         Fixture {
             dir,
             source_repo,
@@ -374,12 +366,8 @@ fn canonical_commit_into_bare_user_only() {
     plan.write_commit_layer(&mut layer, &HashSet::new())
         .unwrap();
     let labels = ostree_labels(&commit.to_hex(), &layer);
-    let l: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
     let img = d.path().join("img");
-    write_layout(&img, &[layer], &l, LayerCompression::Gzip).unwrap();
+    write_layout(&img, &[layer], &labels, LayerCompression::Gzip).unwrap();
     let dst_path = d.path().join("buo");
     let dst = Repo::create(&dst_path, RepoMode::BareUserOnly).unwrap();
     let mut opts = UnencapsulateOptions::new();

@@ -64,7 +64,7 @@ fn refuses_non_ostree_derived_and_mislabelled_images() {
     write_layout(
         &p,
         std::slice::from_ref(&plain),
-        &[],
+        test_support::oci::NO_LABELS,
         LayerCompression::Gzip,
     )
     .unwrap();
@@ -85,11 +85,7 @@ fn refuses_non_ostree_derived_and_mislabelled_images() {
     let labels = ostree_labels(&f.commit.to_hex(), layers.last().unwrap());
     layers.push(plain.clone());
     let p = d.path().join("derived");
-    let l: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    write_layout(&p, &layers, &l, LayerCompression::Gzip).unwrap();
+    write_layout(&p, &layers, &labels, LayerCompression::Gzip).unwrap();
     let (repo, r) = try_import(
         &format!("ostree-unverified-image:oci:{}:latest", p.display()),
         d.path(),
@@ -121,13 +117,9 @@ fn refuses_non_ostree_derived_and_mislabelled_images() {
     let p = d.path().join("wrongcommit");
     let other = "0".repeat(63) + "1";
     let labels = ostree_labels(&other, &f.chunked_layers[0]);
-    let l: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
     // Only the commit layer: its content lives in chunks, so it is also incomplete; either
     // way nothing may be published.
-    write_layout(&p, &f.chunked_layers[..1], &l, LayerCompression::None).unwrap();
+    write_layout(&p, &f.chunked_layers[..1], &labels, LayerCompression::None).unwrap();
     let (repo, r) = try_import(
         &format!("ostree-unverified-image:oci:{}:latest", p.display()),
         d.path(),
@@ -168,11 +160,7 @@ fn tampered_layer_is_a_digest_mismatch() {
     let d = scratch();
     let p = d.path().join("tampered");
     let labels = ostree_labels(&f.commit.to_hex(), f.chunked_layers.last().unwrap());
-    let l: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    write_layout(&p, &f.chunked_layers, &l, LayerCompression::None).unwrap();
+    write_layout(&p, &f.chunked_layers, &labels, LayerCompression::None).unwrap();
     // Flip one byte of the largest blob's content (a file payload, not a header).
     let blob_dir = p.join("blobs/sha256");
     let biggest = std::fs::read_dir(&blob_dir)
@@ -242,11 +230,7 @@ fn registry_killed_mid_layer_fails_within_the_timeout() {
         .unwrap();
     let p = d.path().join("big");
     let labels = ostree_labels(&commit.to_hex(), &layer);
-    let l: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    write_layout(&p, &[layer], &l, LayerCompression::None).unwrap();
+    write_layout(&p, &[layer], &labels, LayerCompression::None).unwrap();
     let mut reg = Registry::start(RegistryOptions::default()).unwrap();
     skopeo_copy(
         &format!("oci:{}:latest", p.display()),
