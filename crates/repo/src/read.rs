@@ -78,6 +78,31 @@ impl Repo {
 
 /// Reads a content object stored at `path` in a repository of `mode` (also used for staged
 /// objects).
+/// Reads the metadata object `name` stored at `path` (no validation beyond the size limit).
+pub(crate) fn read_metadata_at(path: &Path, name: &ObjectName) -> Result<Vec<u8>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RepoError::ObjectNotFound(*name));
+        }
+        Err(e) => return Err(e).io("open", path),
+    };
+    let mut buf = Vec::new();
+    f.take(ostree_format::MAX_METADATA_SIZE + 1)
+        .read_to_end(&mut buf)
+        .io("read", path)?;
+    if buf.len() as u64 > ostree_format::MAX_METADATA_SIZE {
+        return Err(RepoError::InvalidObject {
+            object: *name,
+            source: ostree_format::FormatError::TooLarge {
+                size: buf.len() as u64,
+                limit: ostree_format::MAX_METADATA_SIZE,
+            },
+        });
+    }
+    Ok(buf)
+}
+
 pub(crate) fn read_content_at(
     path: &Path,
     mode: RepoMode,

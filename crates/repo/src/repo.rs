@@ -1,7 +1,6 @@
 //! Opening and creating repositories, locking, and object lookup.
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -208,28 +207,7 @@ impl Repo {
 
     /// Reads a metadata object's bytes (no validation beyond the size limit).
     pub fn load_metadata_bytes(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        let path = self.object_path(name);
-        let f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RepoError::ObjectNotFound(*name));
-            }
-            Err(e) => return Err(e).io("open", path),
-        };
-        let mut buf = Vec::new();
-        f.take(ostree_format::MAX_METADATA_SIZE + 1)
-            .read_to_end(&mut buf)
-            .io("read", &path)?;
-        if buf.len() as u64 > ostree_format::MAX_METADATA_SIZE {
-            return Err(RepoError::InvalidObject {
-                object: *name,
-                source: ostree_format::FormatError::TooLarge {
-                    size: buf.len() as u64,
-                    limit: ostree_format::MAX_METADATA_SIZE,
-                },
-            });
-        }
-        Ok(buf)
+        crate::read::read_metadata_at(&self.object_path(name), name)
     }
 
     /// Loads and parses a commit.

@@ -132,9 +132,10 @@ async fn pump(
     let mut size = 0u64;
     let mut consumer_gone = false;
     loop {
-        let mut buf = vec![0u8; CHUNK_SIZE];
+        // Read into spare capacity: no zeroing of a fresh buffer per read.
+        let mut buf = Vec::with_capacity(CHUNK_SIZE);
         let n = {
-            let read = reader.read(&mut buf);
+            let read = reader.read_buf(&mut buf);
             tokio::pin!(read);
             loop {
                 tokio::select! {
@@ -158,7 +159,6 @@ async fn pump(
         hasher.update(&buf[..n]);
         size += n as u64;
         if !consumer_gone {
-            buf.truncate(n);
             consumer_gone = tx.send(Chunk::Data(buf)).await.is_err();
         }
     }

@@ -11,39 +11,59 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 const DEPTH: usize = 8;
 const CHUNK: usize = 256 * 1024;
 
+/// A full-size buffer and how many of its bytes are data (kept full-size so that reusing it
+/// needs no zeroing).
+type Chunk = (Vec<u8>, usize);
+
 /// Reading end, given to the importer.
 pub struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<Chunk>,
+    /// Spent buffers go back to the pump.
+    recycle: SyncSender<Vec<u8>>,
     buf: Vec<u8>,
+    len: usize,
     pos: usize,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
+        while self.pos == self.len {
             match self.rx.recv() {
-                Ok(chunk) => {
-                    self.buf = chunk;
+                Ok((chunk, len)) => {
+                    let spent = std::mem::replace(&mut self.buf, chunk);
+                    if spent.len() == CHUNK {
+                        let _ = self.recycle.try_send(spent);
+                    }
+                    self.len = len;
                     self.pos = 0;
                 }
                 Err(_) => return Ok(0),
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
+        let n = out.len().min(self.len - self.pos);
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
 }
 
+/// The writing end: the channel and the buffers coming back from the reader.
+pub struct ChannelWriter {
+    tx: SyncSender<Chunk>,
+    recycled: Receiver<Vec<u8>>,
+}
+
 /// A channel pair for one layer.
-pub fn channel() -> (SyncSender<Vec<u8>>, ChannelReader) {
+pub fn channel() -> (ChannelWriter, ChannelReader) {
     let (tx, rx) = sync_channel(DEPTH);
+    let (recycle, recycled) = sync_channel(DEPTH + 2);
     (
-        tx,
+        ChannelWriter { tx, recycled },
         ChannelReader {
             rx,
+            recycle,
             buf: Vec::new(),
+            len: 0,
             pos: 0,
         },
     )
@@ -51,25 +71,30 @@ pub fn channel() -> (SyncSender<Vec<u8>>, ChannelReader) {
 
 /// Copies `src` into the channel until EOF or until the importer hangs up (it failed or has
 /// read all it wants); returns whether the importer is still listening.
-pub fn pump(
-    src: &mut dyn Read,
-    tx: &SyncSender<Vec<u8>>,
-    interrupt: &AtomicBool,
-) -> io::Result<bool> {
+pub fn pump(src: &mut dyn Read, tx: &ChannelWriter, interrupt: &AtomicBool) -> io::Result<bool> {
     loop {
         if interrupt.load(Ordering::Relaxed) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
         }
-        let mut chunk = vec![0u8; CHUNK];
-        let n = match src.read(&mut chunk) {
-            Ok(0) => return Ok(true),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        chunk.truncate(n);
-        if tx.send(chunk).is_err() {
+        let mut chunk = tx.recycled.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        let mut len = 0;
+        let mut eof = false;
+        while len < CHUNK {
+            match src.read(&mut chunk[len..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if len > 0 && tx.tx.send((chunk, len)).is_err() {
             return Ok(false);
+        }
+        if eof {
+            return Ok(true);
         }
     }
 }

@@ -6,17 +6,18 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ostree_format::{Checksum, ObjectName, ObjectType};
-use rustix::fs::AtFlags;
 
 use crate::config::{MinFreeSpace, RepoMode};
 use crate::error::{IoContext, RepoError, Result};
 use crate::repo::{Repo, RepoLock};
 use crate::sys::{self, LockKind};
 
+mod flush;
 mod publish;
+mod staged;
 mod staging;
 mod write;
 
@@ -29,6 +30,8 @@ pub enum ContentSource<'a> {
         /// The payload.
         reader: &'a mut dyn Read,
     },
+    /// A regular file whose whole payload is in memory (written without copying).
+    Bytes(&'a [u8]),
     /// A symbolic link.
     Symlink {
         /// Its target.
@@ -77,7 +80,11 @@ struct Staging {
 pub struct Transaction<'r> {
     repo: &'r Repo,
     staging: Staging,
-    prefix_dirs: Vec<AtomicBool>,
+    staged: staged::StagedSet,
+    /// Commits proven complete in this transaction (objects are only ever added, so a proof
+    /// stays valid until publication).
+    verified: Mutex<std::collections::HashSet<Checksum>>,
+    flusher: flush::Flusher,
     pending_refs: Mutex<Vec<(String, Option<Checksum>)>>,
     partial: Mutex<Vec<Checksum>>,
     budget: Option<Budget>,
@@ -103,11 +110,14 @@ impl Repo {
             self.probe_user_xattrs()?;
         }
         let staging = self.allocate_staging()?;
+        let staged = staged::StagedSet::load(&staging.path)?;
         let budget = self.compute_budget()?;
         Ok(Transaction {
             repo: self,
             staging,
-            prefix_dirs: (0..256).map(|_| AtomicBool::new(false)).collect(),
+            staged,
+            verified: Mutex::new(std::collections::HashSet::new()),
+            flusher: flush::Flusher::default(),
             pending_refs: Mutex::new(Vec::new()),
             partial: Mutex::new(Vec::new()),
             budget,
@@ -136,36 +146,23 @@ impl<'r> Transaction<'r> {
 
     /// Whether the object exists, staged or committed.
     pub fn has_object(&self, name: &ObjectName) -> Result<bool> {
-        let rel = self.repo.object_relpath(name);
-        match rustix::fs::statat(
-            self.staging.fd.as_fd(),
-            rel.as_str(),
-            AtFlags::SYMLINK_NOFOLLOW,
-        ) {
-            Ok(_) => return Ok(true),
-            Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(e).io("stat", self.staging.path.join(&rel)),
-        }
-        self.repo.has_object(name)
+        Ok(self.staged.contains(name) || self.repo.has_object(name)?)
     }
 
     /// Loads a metadata object, staged or committed.
     pub fn load_metadata_bytes(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        let staged = self.staging.path.join(self.repo.object_relpath(name));
-        match fs::read(&staged) {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.repo.load_metadata_bytes(name)
-            }
-            Err(e) => Err(e).io("read", staged),
+        if self.staged.contains(name) {
+            let staged = self.staging.path.join(self.repo.object_relpath(name));
+            return crate::read::read_metadata_at(&staged, name);
         }
+        self.repo.load_metadata_bytes(name)
     }
 
     /// Reads a content object, staged or committed.
     pub fn read_content(&self, checksum: &Checksum) -> Result<crate::read::ContentObject> {
         let name = ObjectName::new(*checksum, ObjectType::File);
-        let staged = self.staging.path.join(self.repo.object_relpath(&name));
-        if staged.symlink_metadata().is_ok() {
+        if self.staged.contains(&name) {
+            let staged = self.staging.path.join(self.repo.object_relpath(&name));
             return crate::read::read_content_at(
                 &staged,
                 self.repo.config.mode,
@@ -174,6 +171,33 @@ impl<'r> Transaction<'r> {
             );
         }
         self.repo.read_content(checksum)
+    }
+
+    /// Walks `commit` as this transaction sees the repository (staged objects count). A commit
+    /// found complete is remembered, so that [`Transaction::commit`] need not walk it again.
+    pub fn traverse_commit(&self, commit: &Checksum) -> Result<crate::Reachable> {
+        let r = crate::traverse::walk(self, commit)?;
+        if r.missing.is_empty() && r.corrupt.is_empty() {
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*commit);
+        }
+        Ok(r)
+    }
+
+    /// Objects reachable from `commit` that are neither staged nor committed; empty means the
+    /// commit will be complete once published.
+    pub fn find_missing(&self, commit: &Checksum) -> Result<Vec<ObjectName>> {
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(commit)
+        {
+            return Ok(Vec::new());
+        }
+        crate::traverse::missing_of(self, commit, || self.traverse_commit(commit))
     }
 
     /// Marks `commit` partial (`state/<commit>.commitpartial`) until the transaction proves it
@@ -205,18 +229,12 @@ impl<'r> Transaction<'r> {
         Ok(())
     }
 
-    /// Publishes the transaction: sync, move staged objects into `objects/`, sync directories,
-    /// verify every commit that refs will point at (or that was marked partial) is complete,
-    /// write refs, drop partial markers.
+    /// Publishes the transaction: proves every commit that refs will point at (or that was
+    /// marked partial) complete while the filesystem syncs, moves staged objects into
+    /// `objects/`, syncs directories, writes refs, drops partial markers. The proof may run
+    /// before the move: objects are only ever added, and the shared repository lock keeps
+    /// `ostree prune` out until we are done.
     pub fn commit(mut self) -> Result<TxnStats> {
-        let fsync = self.repo.config.fsync;
-        if fsync {
-            rustix::fs::syncfs(&self.staging.fd).io("syncfs", &self.staging.path)?;
-        }
-        self.publish_staged()?;
-        self.release_staging();
-        self.repo.cleanup_tmpdir();
-
         let refs = self
             .pending_refs
             .lock()
@@ -227,19 +245,26 @@ impl<'r> Transaction<'r> {
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default();
-        let mut verified = std::collections::HashSet::new();
-        for c in refs
-            .iter()
-            .filter_map(|(_, c)| *c)
-            .chain(partial.iter().copied())
-        {
-            if verified.insert(c) {
-                let missing = self.repo.find_missing(&c)?;
-                if let Some(first) = missing.first() {
-                    return Err(RepoError::ObjectNotFound(*first));
-                }
-            }
-        }
+        self.flusher.stop();
+        let fsync = self.repo.config.fsync;
+        let (synced, proven) = std::thread::scope(|s| {
+            let sync = fsync.then(|| {
+                s.spawn(|| rustix::fs::syncfs(&self.staging.fd).io("syncfs", &self.staging.path))
+            });
+            let proven = self.prove_complete(&refs, &partial);
+            let synced = match sync.map(|h| h.join()) {
+                None | Some(Ok(Ok(()))) => Ok(()),
+                Some(Ok(Err(e))) => Err(e),
+                Some(Err(_)) => Err(RepoError::InvalidArgument("syncfs thread panicked".into())),
+            };
+            (synced, proven)
+        });
+        proven?;
+        synced?;
+        self.publish_staged()?;
+        self.release_staging();
+        self.repo.cleanup_tmpdir();
+
         for (name, target) in &refs {
             self.repo.write_ref(name, target.as_ref())?;
         }
@@ -255,12 +280,30 @@ impl<'r> Transaction<'r> {
         Ok(self.stats())
     }
 
+    fn prove_complete(
+        &self,
+        refs: &[(String, Option<Checksum>)],
+        partial: &[Checksum],
+    ) -> Result<()> {
+        for c in refs
+            .iter()
+            .filter_map(|(_, c)| *c)
+            .chain(partial.iter().copied())
+        {
+            if let Some(first) = self.find_missing(&c)?.first() {
+                return Err(RepoError::ObjectNotFound(*first));
+            }
+        }
+        Ok(())
+    }
+
     /// Discards the transaction (same as dropping it).
     pub fn abort(mut self) {
         self.discard();
     }
 
     fn discard(&mut self) {
+        self.flusher.stop();
         if !self.finished {
             let _ = fs::remove_dir_all(&self.staging.path);
             self.release_staging();

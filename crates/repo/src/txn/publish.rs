@@ -1,5 +1,11 @@
 //! Moving staged objects into `objects/` at commit time: one prefix directory per task, in
 //! parallel, each `objects/XX` fsynced after its renames, then `objects/` itself.
+//!
+//! Where `objects/XX` does not exist yet or is empty (a first import into a new repository),
+//! the whole staging directory `XX` is renamed over it: one rename instead of one per object.
+//! `rename(2)` replaces an empty directory atomically and refuses a non-empty one, so a
+//! concurrent writer that got an object into `objects/XX` first is never lost: we then fall
+//! back to moving objects one by one.
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -38,14 +44,6 @@ impl Transaction<'_> {
     }
 
     fn publish_prefix(&self, prefix: &str, objects_path: &Path, fsync: bool) -> Result<()> {
-        match rustix::fs::mkdirat(
-            self.repo.objects.as_fd(),
-            prefix,
-            Mode::from_raw_mode(0o777),
-        ) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e).io("create", objects_path.join(prefix)),
-        }
         let open_dir = |p: &Path| {
             rustix::fs::open(
                 p,
@@ -55,18 +53,44 @@ impl Transaction<'_> {
             .io("open", p)
         };
         let dst_dir = objects_path.join(prefix);
-        let dst_fd = open_dir(&dst_dir)?;
         let src_dir = self.staging.path.join(prefix);
-        let src_fd = open_dir(&src_dir)?;
+        let mut names = Vec::new();
+        let mut temporaries = false;
         for obj in fs::read_dir(&src_dir).io("list", &src_dir)? {
             let obj = obj.io("list", &src_dir)?;
-            let fname = obj.file_name();
-            let Some(fname) = fname.to_str() else {
-                continue;
-            };
-            if fname.starts_with('.') {
-                continue;
+            match obj.file_name().into_string() {
+                Ok(n) if !n.starts_with('.') => names.push(n),
+                _ => temporaries = true,
             }
+        }
+        if !temporaries {
+            match rustix::fs::renameat(
+                self.staging.fd.as_fd(),
+                prefix,
+                self.repo.objects.as_fd(),
+                prefix,
+            ) {
+                Ok(()) => {
+                    if fsync {
+                        rustix::fs::fsync(open_dir(&dst_dir)?).io("fsync", &dst_dir)?;
+                    }
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e).io("rename", &src_dir),
+            }
+        }
+        match rustix::fs::mkdirat(
+            self.repo.objects.as_fd(),
+            prefix,
+            Mode::from_raw_mode(0o777),
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e).io("create", &dst_dir),
+        }
+        let dst_fd = open_dir(&dst_dir)?;
+        let src_fd = open_dir(&src_dir)?;
+        for fname in &names {
             let flags = if fname.ends_with(".commitmeta") {
                 RenameFlags::empty()
             } else {

@@ -1,7 +1,8 @@
 //! Verified object writes into the staging directory, per repository mode.
 
+use std::cell::RefCell;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
@@ -19,21 +20,24 @@ use crate::sys::{self};
 use super::{ContentSource, Transaction};
 
 impl Transaction<'_> {
-    fn ensure_prefix_dir(&self, hex: &str) -> Result<()> {
-        let idx = usize::from_str_radix(&hex[..2], 16).unwrap_or(0);
-        if self.prefix_dirs[idx].load(Ordering::Relaxed) {
-            return Ok(());
+    /// Creates the staging prefix directory of `name` unless it is known to exist.
+    fn ensure_prefix_dir(&self, name: &ObjectName) -> Result<()> {
+        self.staged.ensure_dir(&name.checksum, || {
+            let prefix = &self.repo.object_relpath(name)[..2];
+            match rustix::fs::mkdirat(self.staging.fd.as_fd(), prefix, Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+                Err(e) => Err(e).io("create", self.staging.path.join(prefix)),
+            }
+        })
+    }
+
+    /// Records that `name` (of `bytes` on disk) is now in the staging directory.
+    fn staged_object(&self, name: ObjectName, bytes: u64) {
+        self.staged.insert(name);
+        if self.repo.config.fsync {
+            self.flusher
+                .note(bytes + super::flush::OBJECT_OVERHEAD, &self.staging.path);
         }
-        match rustix::fs::mkdirat(
-            self.staging.fd.as_fd(),
-            &hex[..2],
-            Mode::from_raw_mode(0o777),
-        ) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e).io("create", self.staging.path.join(&hex[..2])),
-        }
-        self.prefix_dirs[idx].store(true, Ordering::Relaxed);
-        Ok(())
     }
 
     fn charge(&self, bytes: u64) -> Result<()> {
@@ -51,15 +55,18 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    /// Links a finished temporary file into staging under `name`; an existing object wins.
-    fn link_into_staging(&self, file: &File, name: &ObjectName) -> Result<()> {
+    /// Links a finished temporary file of `bytes` into staging under `name`; an existing
+    /// object wins.
+    fn link_into_staging(&self, file: &File, name: &ObjectName, bytes: u64) -> Result<()> {
         let rel = self.repo.object_relpath(name);
-        self.ensure_prefix_dir(&rel)?;
+        self.ensure_prefix_dir(name)?;
         match sys::link_tmpfile(file, self.staging.fd.as_fd(), &rel) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e).io("link", self.staging.path.join(&rel)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).io("link", self.staging.path.join(&rel)),
         }
+        self.staged_object(*name, bytes);
+        Ok(())
     }
 
     fn new_tmpfile(&self) -> Result<File> {
@@ -100,7 +107,7 @@ impl Transaction<'_> {
         let mut f = self.new_tmpfile()?;
         f.write_all(bytes).io("write", &self.staging.path)?;
         rustix::fs::fchmod(&f, Mode::from_raw_mode(0o644)).io("chmod", &self.staging.path)?;
-        self.link_into_staging(&f, &name)?;
+        self.link_into_staging(&f, &name, bytes.len() as u64)?;
         self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
         Ok(actual)
     }
@@ -116,11 +123,19 @@ impl Transaction<'_> {
         })?;
         self.charge(bytes.len() as u64)?;
         let rel = self.repo.object_relpath(&name);
-        self.ensure_prefix_dir(&rel)?;
+        self.ensure_prefix_dir(&name)?;
         let tmp_name = format!("{}/.tmp-{}", &rel[..2], sys::random_suffix(8));
         let tmp_path = self.staging.path.join(&tmp_name);
-        fs::write(&tmp_path, bytes).io("write", &tmp_path)?;
-        fs::rename(&tmp_path, self.staging.path.join(&rel)).io("rename", &tmp_path)?;
+        let written = fs::write(&tmp_path, bytes)
+            .io("write", &tmp_path)
+            .and_then(|()| {
+                fs::rename(&tmp_path, self.staging.path.join(&rel)).io("rename", &tmp_path)
+            });
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        written?;
+        self.staged_object(name, bytes.len() as u64);
         self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -163,7 +178,10 @@ impl Transaction<'_> {
         let checksum = match source {
             ContentSource::Symlink { target } => self.write_symlink(expected, meta, target)?,
             ContentSource::Regular { size, reader } => {
-                self.write_regular(expected, meta, size, reader)?
+                self.write_regular(expected, meta, size, Body::Stream(reader))?
+            }
+            ContentSource::Bytes(b) => {
+                self.write_regular(expected, meta, b.len() as u64, Body::Bytes(b))?
             }
         };
         Ok(checksum)
@@ -205,7 +223,7 @@ impl Transaction<'_> {
         &self,
         expected: Option<Checksum>,
         actual: Checksum,
-        file: Option<&File>,
+        file: Option<(&File, u64)>,
     ) -> Result<bool> {
         let name = ObjectName::new(actual, ObjectType::File);
         if let Some(e) = expected
@@ -220,8 +238,8 @@ impl Transaction<'_> {
             self.stats.already_present.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }
-        if let Some(f) = file {
-            self.link_into_staging(f, &name)?;
+        if let Some((f, bytes)) = file {
+            self.link_into_staging(f, &name, bytes)?;
         }
         self.stats.content_written.fetch_add(1, Ordering::Relaxed);
         Ok(true)
@@ -232,7 +250,7 @@ impl Transaction<'_> {
         expected: Option<Checksum>,
         meta: &FileMeta,
         size: u64,
-        reader: &mut dyn Read,
+        body: Body<'_>,
     ) -> Result<Checksum> {
         let mode = self.repo.config.mode;
         self.charge(size)?;
@@ -247,16 +265,16 @@ impl Transaction<'_> {
                 w,
                 flate2::Compression::new(self.repo.config.zlib_level),
             );
-            let n = copy_hashing(reader, &mut hasher, &mut enc).io("write object in", staging)?;
+            let n = body
+                .copy_hashing(&mut hasher, &mut enc)
+                .io("write object in", staging)?;
             enc.finish()
                 .and_then(|mut w| w.flush())
                 .io("write", staging)?;
             n
         } else {
-            let mut w = BufWriter::with_capacity(128 * 1024, &file);
-            let n = copy_hashing(reader, &mut hasher, &mut w).io("write object in", staging)?;
-            w.flush().io("write", staging)?;
-            n
+            body.copy_hashing(&mut hasher, &mut &file)
+                .io("write object in", staging)?
         };
         if copied != size {
             return Err(RepoError::SizeMismatch {
@@ -275,7 +293,7 @@ impl Transaction<'_> {
             });
         }
         self.apply_file_meta(&file, meta)?;
-        self.finish_content(expected, actual, Some(&file))?;
+        self.finish_content(expected, actual, Some((&file, size)))?;
         self.stats.content_bytes.fetch_add(size, Ordering::Relaxed);
         Ok(actual)
     }
@@ -343,7 +361,7 @@ impl Transaction<'_> {
         match self.repo.config.mode {
             RepoMode::Bare | RepoMode::BareUserOnly => {
                 let rel = self.repo.object_relpath(&name);
-                self.ensure_prefix_dir(&rel)?;
+                self.ensure_prefix_dir(&name)?;
                 let tmp_name = format!("{}/.tmp-{}", &rel[..2], sys::random_suffix(8));
                 rustix::fs::symlinkat(target, self.staging.fd.as_fd(), tmp_name.as_str())
                     .io("symlink in", p)?;
@@ -363,6 +381,7 @@ impl Transaction<'_> {
                     }
                     Ok(())
                 })();
+                // Ok(true): moved into place; Ok(false): an identical object was there first.
                 let renamed = applied.and_then(|()| {
                     match rustix::fs::renameat_with(
                         self.staging.fd.as_fd(),
@@ -371,16 +390,20 @@ impl Transaction<'_> {
                         rel.as_str(),
                         RenameFlags::NOREPLACE,
                     ) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+                        Ok(()) => Ok(true),
+                        Err(rustix::io::Errno::EXIST) => Ok(false),
                         Err(e) => Err(e).io("rename", &tmp_path),
                     }
                 });
-                let _ = rustix::fs::unlinkat(
-                    self.staging.fd.as_fd(),
-                    tmp_name.as_str(),
-                    AtFlags::empty(),
-                );
+                if !matches!(renamed, Ok(true)) {
+                    let _ = rustix::fs::unlinkat(
+                        self.staging.fd.as_fd(),
+                        tmp_name.as_str(),
+                        AtFlags::empty(),
+                    );
+                }
                 renamed?;
+                self.staged_object(name, target.len() as u64);
                 self.finish_content(expected, actual, None)?;
             }
             RepoMode::BareUser => {
@@ -389,37 +412,89 @@ impl Transaction<'_> {
                     .and_then(|()| file.write_all(&[0]))
                     .io("write object in", p)?;
                 self.apply_file_meta(&file, meta)?;
-                self.finish_content(expected, actual, Some(&file))?;
+                self.finish_content(expected, actual, Some((&file, target.len() as u64)))?;
             }
             RepoMode::Archive => {
                 let mut file = self.new_tmpfile()?;
                 file.write_all(&length_prefixed(&archive_header(0, meta, Some(target))))
                     .io("write object in", p)?;
                 self.apply_file_meta(&file, meta)?;
-                self.finish_content(expected, actual, Some(&file))?;
+                self.finish_content(expected, actual, Some((&file, target.len() as u64)))?;
             }
         }
         Ok(actual)
     }
 }
 
-/// Copies `reader` to `out` while hashing; returns the byte count.
-fn copy_hashing(
+/// The payload of a regular object being written.
+pub(super) enum Body<'a> {
+    Stream(&'a mut dyn Read),
+    Bytes(&'a [u8]),
+}
+
+/// Size of the per-thread copy buffer: large writes, allocated once per thread rather than
+/// once per object.
+const COPY_BUF: usize = 256 * 1024;
+
+thread_local! {
+    static COPY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Body<'_> {
+    /// Writes the payload to `out` while hashing it; returns the byte count.
+    fn copy_hashing(self, hasher: &mut ContentHasher, out: &mut dyn Write) -> io::Result<u64> {
+        match self {
+            Body::Bytes(b) => {
+                hasher.update(b);
+                out.write_all(b)?;
+                Ok(b.len() as u64)
+            }
+            Body::Stream(reader) => COPY.with(|cell| {
+                let mut owned;
+                let mut borrowed = cell.try_borrow_mut().ok();
+                let buf: &mut Vec<u8> = match borrowed.as_deref_mut() {
+                    Some(b) => b,
+                    None => {
+                        owned = Vec::new();
+                        &mut owned
+                    }
+                };
+                if buf.len() < COPY_BUF {
+                    buf.resize(COPY_BUF, 0);
+                }
+                copy_stream(reader, hasher, out, buf)
+            }),
+        }
+    }
+}
+
+/// Copies `reader` to `out` in buffer-sized writes while hashing.
+fn copy_stream(
     reader: &mut dyn Read,
     hasher: &mut ContentHasher,
     out: &mut dyn Write,
-) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 128 * 1024];
+    buf: &mut [u8],
+) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        total += n as u64;
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        hasher.update(&buf[..filled]);
+        out.write_all(&buf[..filled])?;
+        total += filled as u64;
+        if eof {
+            return Ok(total);
+        }
     }
 }

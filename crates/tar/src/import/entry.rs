@@ -629,12 +629,13 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     && let Some(pool) = self.pool_for(c, dup)
                 {
                     let mut buf = Vec::with_capacity(h.size as usize);
-                    if let Err(err) = tr.data().read_to_end(&mut buf) {
+                    let read = tr.data().read_to_end(&mut buf);
+                    if read.is_err() || buf.len() as u64 != h.size {
                         // Let the inline path see the same bytes and the same error.
                         let mut r = BufThenErr {
                             buf,
                             pos: 0,
-                            err: Some(err),
+                            err: read.err(),
                         };
                         txn.write_content(
                             Some(c),
@@ -652,7 +653,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                         at: at.clone(),
                         checksum: c,
                         meta,
-                        payload: Payload::Regular { size: h.size, buf },
+                        payload: Payload::Regular { buf },
                     };
                     if !pool.dispatch(job) {
                         // A worker failed; the caller reports its error.

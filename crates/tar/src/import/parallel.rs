@@ -42,7 +42,7 @@ pub(super) fn worker_count() -> usize {
 
 /// A content object's payload, fully in memory.
 pub(super) enum Payload {
-    Regular { size: u64, buf: Vec<u8> },
+    Regular { buf: Vec<u8> },
     Symlink(String),
 }
 
@@ -67,14 +67,9 @@ impl Job {
 
     fn write(self, txn: &Transaction<'_>) -> Result<(), TarError> {
         let r = match &self.payload {
-            Payload::Regular { size, buf } => txn.write_content(
-                Some(self.checksum),
-                &self.meta,
-                ContentSource::Regular {
-                    size: *size,
-                    reader: &mut &buf[..],
-                },
-            ),
+            Payload::Regular { buf } => {
+                txn.write_content(Some(self.checksum), &self.meta, ContentSource::Bytes(buf))
+            }
             Payload::Symlink(target) => txn.write_content(
                 Some(self.checksum),
                 &self.meta,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use ostree_repo::Transaction;
-use ostree_repo::format::{Checksum, DirTree, ObjectName, ObjectType};
+use ostree_repo::format::{Checksum, ObjectName, ObjectType};
 
 use crate::error::{Location, Result, TarError};
 
@@ -60,64 +60,33 @@ fn repo_err(at: &Location, source: ostree_repo::RepoError) -> TarError {
 
 /// Walks `commit` through `txn` (staged and committed objects). Missing metadata and content
 /// are collected; a dirtree that is present but invalid is an error (the engine verified it on
-/// write, so this means on-disk corruption).
+/// write, so this means on-disk corruption). A complete walk is remembered by the transaction,
+/// which then need not repeat it when it publishes.
 pub fn traverse(txn: &Transaction<'_>, commit: &Checksum, at: &Location) -> Result<TxnReach> {
-    let cbytes = txn
-        .load_metadata_bytes(&ObjectName::new(*commit, ObjectType::Commit))
-        .map_err(|e| repo_err(at, e))?;
-    let c = ostree_repo::format::Commit::parse(&cbytes).map_err(|e| TarError::Corrupt {
-        at: at.clone(),
-        object: Some(ObjectName::new(*commit, ObjectType::Commit)),
-        reason: e.to_string(),
-    })?;
-    let mut r = TxnReach::default();
-    let mut seen_meta = HashSet::new();
-    let mut seen_tree = HashSet::new();
-    let mut check_meta = |m: Checksum, r: &mut TxnReach| -> Result<()> {
-        if seen_meta.insert(m) {
-            let n = ObjectName::new(m, ObjectType::DirMeta);
-            if !txn.has_object(&n).map_err(|e| repo_err(at, e))? {
-                r.missing.push(n);
-            }
-        }
-        Ok(())
-    };
-    check_meta(c.root_meta, &mut r)?;
-    let mut stack = vec![c.root_tree];
-    while let Some(t) = stack.pop() {
-        if !seen_tree.insert(t) {
-            continue;
-        }
-        let n = ObjectName::new(t, ObjectType::DirTree);
-        let bytes = match txn.load_metadata_bytes(&n) {
-            Ok(b) => b,
-            Err(ostree_repo::RepoError::ObjectNotFound(_)) => {
-                r.missing.push(n);
-                continue;
-            }
-            Err(e) => return Err(repo_err(at, e)),
-        };
-        let dt = DirTree::parse(&bytes).map_err(|e| TarError::Corrupt {
+    let r = txn.traverse_commit(commit).map_err(|e| match e {
+        ostree_repo::RepoError::InvalidObject { object, source } => TarError::Corrupt {
             at: at.clone(),
-            object: Some(n),
-            reason: e.to_string(),
-        })?;
-        for f in &dt.files {
-            if r.content.insert(f.checksum) {
-                let fname = ObjectName::new(f.checksum, ObjectType::File);
-                if !txn.has_object(&fname).map_err(|e| repo_err(at, e))? {
-                    r.missing.push(fname);
-                }
-            }
-        }
-        for d in &dt.dirs {
-            check_meta(d.meta, &mut r)?;
-            stack.push(d.tree);
-        }
+            object: Some(object),
+            reason: source.to_string(),
+        },
+        e => repo_err(at, e),
+    })?;
+    if let Some((object, reason)) = r.corrupt.into_iter().next() {
+        return Err(TarError::Corrupt {
+            at: at.clone(),
+            object: Some(object),
+            reason,
+        });
     }
-    r.missing.sort();
-    r.missing.dedup();
-    Ok(r)
+    Ok(TxnReach {
+        content: r
+            .objects
+            .iter()
+            .filter(|o| o.object_type == ObjectType::File)
+            .map(|o| o.checksum)
+            .collect(),
+        missing: r.missing,
+    })
 }
 
 /// The checkout view may hold these entry types; everything else is refused (device nodes,
