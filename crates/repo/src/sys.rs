@@ -58,18 +58,50 @@ pub fn ofd_lock(fd: BorrowedFd<'_>, kind: LockKind) -> io::Result<bool> {
 
 /// Opens an unnamed temporary file in `dir` (`O_TMPFILE`), to be linked in once complete.
 pub fn tmpfile_in(dir: BorrowedFd<'_>) -> io::Result<File> {
+    tmpfile_with_mode(dir, 0o600).map(|(f, _)| f)
+}
+
+/// Like [`tmpfile_in`], created with `mode` (subject to the umask); also says whether the file
+/// has exactly `mode`, so that the caller can skip an `fchmod` (one syscall per object).
+pub fn tmpfile_with_mode(dir: BorrowedFd<'_>, mode: u32) -> io::Result<(File, bool)> {
     let fd = rustix::fs::openat(
         dir,
         ".",
         OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode(mode & 0o777),
     )?;
-    Ok(File::from(fd))
+    let exact = mode & !0o777 == 0 && umask().is_some_and(|u| mode & u == 0);
+    Ok((File::from(fd), exact))
 }
 
-/// Gives an `O_TMPFILE` a name (`linkat` through `/proc/self/fd`, as libglnx does; EEXIST is
-/// reported to the caller).
+/// The process umask (from `/proc/self/status`, read once; we never change it). `None` if it
+/// cannot be read: then callers always `fchmod`.
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
+/// Whether `linkat(fd, "", …, AT_EMPTY_PATH)` works here (it needs CAP_DAC_READ_SEARCH).
+static EMPTY_PATH_LINK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Gives an `O_TMPFILE` a name: `linkat` with `AT_EMPTY_PATH` where permitted, else through
+/// `/proc/self/fd` as libglnx does (no path walk through procfs for privileged callers).
+/// EEXIST is reported to the caller.
 pub fn link_tmpfile(file: &File, dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    use std::sync::atomic::Ordering;
+    if EMPTY_PATH_LINK.load(Ordering::Relaxed) {
+        match rustix::fs::linkat(file.as_fd(), "", dir, name, AtFlags::EMPTY_PATH) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {
+                EMPTY_PATH_LINK.store(false, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     rustix::fs::linkat(
         rustix::fs::CWD,

@@ -69,10 +69,6 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    fn new_tmpfile(&self) -> Result<File> {
-        sys::tmpfile_in(self.staging.fd.as_fd()).io("create temporary file in", &self.staging.path)
-    }
-
     /// Writes a metadata object after checking its size, normal form, structure and (if given)
     /// that it hashes to `expected`. Returns its checksum. An existing object is not rewritten.
     /// Detached metadata goes through [`Transaction::write_commitmeta`].
@@ -104,9 +100,12 @@ impl Transaction<'_> {
             return Ok(actual);
         }
         self.charge(bytes.len() as u64)?;
-        let mut f = self.new_tmpfile()?;
+        let (mut f, mode_set) = sys::tmpfile_with_mode(self.staging.fd.as_fd(), 0o644)
+            .io("create temporary file in", &self.staging.path)?;
         f.write_all(bytes).io("write", &self.staging.path)?;
-        rustix::fs::fchmod(&f, Mode::from_raw_mode(0o644)).io("chmod", &self.staging.path)?;
+        if !mode_set {
+            rustix::fs::fchmod(&f, Mode::from_raw_mode(0o644)).io("chmod", &self.staging.path)?;
+        }
         self.link_into_staging(&f, &name, bytes.len() as u64)?;
         self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
         Ok(actual)
@@ -254,7 +253,7 @@ impl Transaction<'_> {
     ) -> Result<Checksum> {
         let mode = self.repo.config.mode;
         self.charge(size)?;
-        let file = self.new_tmpfile()?;
+        let (file, mode_set) = self.new_object_file(meta)?;
         let mut hasher = ContentHasher::new(meta, None);
         let staging = &self.staging.path;
         let copied = if mode == RepoMode::Archive {
@@ -292,15 +291,40 @@ impl Transaction<'_> {
                 actual,
             });
         }
-        self.apply_file_meta(&file, meta)?;
+        self.apply_file_meta(&file, meta, mode_set)?;
         self.finish_content(expected, actual, Some((&file, size)))?;
         self.stats.content_bytes.fetch_add(size, Ordering::Relaxed);
         Ok(actual)
     }
 
+    /// The permission bits of an object file holding `meta`, per repository mode.
+    fn on_disk_mode(&self, meta: &FileMeta) -> u32 {
+        match self.repo.config.mode {
+            RepoMode::Bare | RepoMode::BareUserOnly => meta.mode & 0o7777,
+            RepoMode::BareUser if meta.is_symlink() => 0o644,
+            RepoMode::BareUser => (meta.mode & 0o775) | 0o400,
+            RepoMode::Archive => 0o644,
+        }
+    }
+
+    /// A temporary object file for `meta`, created with its final mode where the umask allows
+    /// (then `apply_file_meta` skips the `fchmod`).
+    fn new_object_file(&self, meta: &FileMeta) -> Result<(File, bool)> {
+        sys::tmpfile_with_mode(self.staging.fd.as_fd(), self.on_disk_mode(meta))
+            .io("create temporary file in", &self.staging.path)
+    }
+
     /// Ownership, mode, xattrs and mtime of a regular object file, per repository mode.
-    fn apply_file_meta(&self, file: &File, meta: &FileMeta) -> Result<()> {
+    /// `mode_set`: the file was created with its final mode.
+    fn apply_file_meta(&self, file: &File, meta: &FileMeta, mode_set: bool) -> Result<()> {
         let p = &self.staging.path;
+        let mode = self.on_disk_mode(meta);
+        let chmod = || -> Result<()> {
+            if !mode_set {
+                rustix::fs::fchmod(file, Mode::from_raw_mode(mode)).io("chmod object in", p)?;
+            }
+            Ok(())
+        };
         match self.repo.config.mode {
             RepoMode::Bare => {
                 rustix::fs::fchown(
@@ -309,19 +333,14 @@ impl Transaction<'_> {
                     Some(rustix::fs::Gid::from_raw(meta.gid)),
                 )
                 .io("chown object in", p)?;
-                rustix::fs::fchmod(file, Mode::from_raw_mode(meta.mode & 0o7777))
-                    .io("chmod object in", p)?;
+                // After the chown, which clears setuid/setgid (such modes are never `mode_set`).
+                chmod()?;
                 sys::set_xattrs_fd(file.as_fd(), meta.xattrs.pairs())
                     .io("set xattrs of object in", p)?;
                 sys::zero_mtime(file).io("set mtime of object in", p)?;
             }
             RepoMode::BareUser => {
-                let on_disk = if meta.is_symlink() {
-                    0o644
-                } else {
-                    (meta.mode & 0o775) | 0o400
-                };
-                rustix::fs::fchmod(file, Mode::from_raw_mode(on_disk)).io("chmod object in", p)?;
+                chmod()?;
                 rustix::fs::fsetxattr(
                     file,
                     OSTREEMETA_XATTR,
@@ -332,13 +351,10 @@ impl Transaction<'_> {
                 sys::zero_mtime(file).io("set mtime of object in", p)?;
             }
             RepoMode::BareUserOnly => {
-                rustix::fs::fchmod(file, Mode::from_raw_mode(meta.mode & 0o7777))
-                    .io("chmod object in", p)?;
+                chmod()?;
                 sys::zero_mtime(file).io("set mtime of object in", p)?;
             }
-            RepoMode::Archive => {
-                rustix::fs::fchmod(file, Mode::from_raw_mode(0o644)).io("chmod object in", p)?;
-            }
+            RepoMode::Archive => chmod()?,
         }
         Ok(())
     }
@@ -407,18 +423,18 @@ impl Transaction<'_> {
                 self.finish_content(expected, actual, None)?;
             }
             RepoMode::BareUser => {
-                let mut file = self.new_tmpfile()?;
+                let (mut file, mode_set) = self.new_object_file(meta)?;
                 file.write_all(target.as_bytes())
                     .and_then(|()| file.write_all(&[0]))
                     .io("write object in", p)?;
-                self.apply_file_meta(&file, meta)?;
+                self.apply_file_meta(&file, meta, mode_set)?;
                 self.finish_content(expected, actual, Some((&file, target.len() as u64)))?;
             }
             RepoMode::Archive => {
-                let mut file = self.new_tmpfile()?;
+                let (mut file, mode_set) = self.new_object_file(meta)?;
                 file.write_all(&length_prefixed(&archive_header(0, meta, Some(target))))
                     .io("write object in", p)?;
-                self.apply_file_meta(&file, meta)?;
+                self.apply_file_meta(&file, meta, mode_set)?;
                 self.finish_content(expected, actual, Some((&file, target.len() as u64)))?;
             }
         }
