@@ -1,36 +1,16 @@
 //! `ostree-container encapsulate` (alias `export`) end to end: commit with the real `ostree`,
 //! encapsulate with the CLI, inspect with skopeo, import back with `unencapsulate`.
 
-use std::path::Path;
-use std::process::Command;
-
+use test_support::cli::{Cli, path_str, run_ok};
 use test_support::ostree_cli::{CommitOpts, OstreeCli};
+use test_support::skopeo::skopeo_inspect;
 use test_support::tree;
 
-fn oc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ostree-container"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+const OC: Cli = Cli::new(env!("CARGO_BIN_EXE_ostree-container"));
 
 #[test]
 fn encapsulate_cli_journey() {
-    let d = tempfile::Builder::new()
-        .prefix("oc-cli-encap-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let d = test_support::scratch("oc-cli-encap-");
     let src = d.path().join("tree");
     tree::generate_tree(&src, &tree::TreeOptions::default()).unwrap();
     let repo = d.path().join("repo");
@@ -50,16 +30,16 @@ fn encapsulate_cli_journey() {
         )
         .unwrap();
 
-    let help = run_ok(oc().args(["encapsulate", "--help"]));
+    let help = run_ok(OC.cmd().args(["encapsulate", "--help"]));
     assert!(help.contains("--max-layers") && help.contains("--compression"));
 
     let img = d.path().join("img");
-    let digest = run_ok(oc().args([
+    let digest = run_ok(OC.cmd().args([
         "encapsulate",
         "--repo",
-        s(&repo),
+        path_str(&repo),
         "main",
-        &format!("oci:{}:t", s(&img)),
+        &format!("oci:{}:t", path_str(&img)),
         "--label",
         "a=b",
         "--copymeta",
@@ -82,25 +62,17 @@ fn encapsulate_cli_journey() {
 
     // The alias, the `container` prefix, and a different core count give the same digest.
     let again = run_ok(
-        oc().env("RAYON_NUM_THREADS", "1")
-            .args(["container", "export", "--repo", s(&repo), &commit])
-            .arg(format!("oci:{}:t2", s(&img)))
+        OC.cmd()
+            .env("RAYON_NUM_THREADS", "1")
+            .args(["container", "export", "--repo", path_str(&repo), &commit])
+            .arg(format!("oci:{}:t2", path_str(&img)))
             .args(["-l", "a=b", "--copymeta", "k", "--cmd", "/bin/sh"])
             .args(["--max-layers", "4", "--compression", "zstd"])
             .args(["--compression-level", "5", "-q"]),
     );
     assert_eq!(again.trim(), digest);
 
-    let out = Command::new("skopeo")
-        .args(["inspect", &format!("oci:{}:t", s(&img))])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = skopeo_inspect(&format!("oci:{}:t", path_str(&img))).unwrap();
     assert_eq!(v["Digest"], digest);
     assert_eq!(v["Created"], "2021-06-01T12:00:00Z");
     assert_eq!(v["Labels"]["ostree.commit"], commit.as_str());
@@ -112,13 +84,13 @@ fn encapsulate_cli_journey() {
     // Import it back.
     let repo2 = d.path().join("repo2");
     cli.init(&repo2, "archive").unwrap();
-    let imported = run_ok(oc().args([
+    let imported = run_ok(OC.cmd().args([
         "unencapsulate",
         "--repo",
-        s(&repo2),
+        path_str(&repo2),
         "--auth-anonymous",
         "--quiet",
-        &format!("ostree-unverified-image:oci:{}:t", s(&img)),
+        &format!("ostree-unverified-image:oci:{}:t", path_str(&img)),
     ]));
     assert!(imported.contains(&commit), "{imported}");
     cli.fsck(&repo2).unwrap().check().unwrap();
@@ -130,9 +102,10 @@ fn encapsulate_cli_journey() {
         (vec!["main", "--compression-level", "12"], "out of range"),
         (vec!["main", "--label", "novalue"], "KEY=VALUE"),
     ] {
-        let dest = format!("oci:{}", s(&d.path().join("bad")));
-        let out = oc()
-            .args(["encapsulate", "--repo", s(&repo)])
+        let dest = format!("oci:{}", path_str(&d.path().join("bad")));
+        let out = OC
+            .cmd()
+            .args(["encapsulate", "--repo", path_str(&repo)])
             .args(&args[..1])
             .arg(&dest)
             .args(&args[1..])

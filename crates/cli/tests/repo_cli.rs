@@ -1,39 +1,16 @@
 //! Journey tests of `ostree-container repo …` against the real `ostree`.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use test_support::ostree_cli::{CommitOpts, OstreeCli};
+use test_support::cli::{Cli, path_str, run_ok, send_signal, wait_for_staged_objects};
+use test_support::ostree_cli::{CommitOpts, OstreeCli, REFERENCE_COMMIT};
 use test_support::tree;
 
-fn oc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ostree-container"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+const OC: Cli = Cli::new(env!("CARGO_BIN_EXE_ostree-container"));
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
-}
-
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("oc-cli-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -50,30 +27,37 @@ fn help_for_every_command() {
         &["repo", "rev-parse", "--help"],
         &["container", "repo", "--help"],
     ] {
-        let out = run(oc().args(args));
+        let out = run(OC.cmd().args(args));
         assert!(out.status.success(), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Usage"),
             "{args:?}"
         );
     }
-    let out = run(oc().args(["repo", "bogus"]));
+    let out = run(OC.cmd().args(["repo", "bogus"]));
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn commit_ls_fsck_checkout_match_ostree() {
-    let d = scratch();
+    let d = test_support::scratch("oc-cli-");
     let src = d.path().join("tree");
     tree::reference_tree(&src).unwrap();
     let cli = OstreeCli::new().unwrap();
     let repo = d.path().join("repo");
-    run_ok(oc().args(["repo", "init", "--repo", s(&repo), "--mode", "bare-user"]));
-    let out = run_ok(oc().args([
+    run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    let out = run_ok(OC.cmd().args([
         "repo",
         "commit",
         "--repo",
-        s(&repo),
+        path_str(&repo),
         "-b",
         "test",
         "-s",
@@ -86,29 +70,16 @@ fn commit_ls_fsck_checkout_match_ostree() {
         "version=1.0",
         &format!("--tree=dir={}", src.display()),
     ]));
-    assert_eq!(
-        out.trim(),
-        "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166"
-    );
+    assert_eq!(out.trim(), REFERENCE_COMMIT);
 
     let theirs = d.path().join("theirs");
     cli.init(&theirs, "bare-user").unwrap();
-    cli.commit(
-        &theirs,
-        "test",
-        &src,
-        &CommitOpts {
-            subject: Some("subj".into()),
-            body: Some("body".into()),
-            timestamp: Some("2020-01-01T00:00:00Z".into()),
-            metadata_strings: vec![("version".into(), "1.0".into())],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    cli.commit(&theirs, "test", &src, &CommitOpts::reference())
+        .unwrap();
     for flags in [&["-R"][..], &["-R", "-C"], &[]] {
         let ours = run_ok(
-            oc().args(["repo", "ls", "--repo", s(&repo)])
+            OC.cmd()
+                .args(["repo", "ls", "--repo", path_str(&repo)])
                 .args(flags)
                 .arg("test"),
         );
@@ -123,24 +94,41 @@ fn commit_ls_fsck_checkout_match_ostree() {
         .unwrap();
         assert_eq!(ours, expected, "ls {flags:?}");
     }
-    let ours = run_ok(oc().args(["repo", "ls", "--repo", s(&repo), "test", "/sub"]));
+    let ours = run_ok(
+        OC.cmd()
+            .args(["repo", "ls", "--repo", path_str(&repo), "test", "/sub"]),
+    );
     assert!(ours.contains("/sub/file2"), "{ours}");
 
-    let out = run_ok(oc().args(["repo", "fsck", "--repo", s(&repo)]));
+    let out = run_ok(OC.cmd().args(["repo", "fsck", "--repo", path_str(&repo)]));
     assert!(out.contains("no errors found"), "{out}");
     assert_eq!(
-        run_ok(oc().args(["repo", "refs", "--repo", s(&repo)])).trim(),
+        run_ok(OC.cmd().args(["repo", "refs", "--repo", path_str(&repo)])).trim(),
         "test"
     );
     assert_eq!(
-        run_ok(oc().args(["container", "repo", "rev-parse", "--repo", s(&repo), "test"]))
-            .trim()
-            .len(),
+        run_ok(OC.cmd().args([
+            "container",
+            "repo",
+            "rev-parse",
+            "--repo",
+            path_str(&repo),
+            "test"
+        ]))
+        .trim()
+        .len(),
         64
     );
 
     let co = d.path().join("co");
-    run_ok(oc().args(["repo", "checkout", "--repo", s(&repo), "test", s(&co)]));
+    run_ok(OC.cmd().args([
+        "repo",
+        "checkout",
+        "--repo",
+        path_str(&repo),
+        "test",
+        path_str(&co),
+    ]));
     test_support::compare::assert_trees_equal(&src, &co, &Default::default()).unwrap();
 
     // Corrupt an object: fsck names it on stdout and exits 3.
@@ -151,7 +139,7 @@ fn commit_ls_fsck_checkout_match_ostree() {
             .unwrap();
         std::fs::write(&obj, b"HELLO world\n").unwrap();
     });
-    let out = run(oc().args(["repo", "fsck", "--repo", s(&repo)]));
+    let out = run(OC.cmd().args(["repo", "fsck", "--repo", path_str(&repo)]));
     assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -159,14 +147,21 @@ fn commit_ls_fsck_checkout_match_ostree() {
     );
 
     // Errors are one line naming the problem, exit 1.
-    let out = run(oc().args(["repo", "rev-parse", "--repo", s(&repo), "nope"]));
+    let out = run(OC
+        .cmd()
+        .args(["repo", "rev-parse", "--repo", path_str(&repo), "nope"]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with("error: ") && err.contains("nope") && err.lines().count() == 1,
         "{err}"
     );
-    let out = run(oc().args(["repo", "fsck", "--repo", s(&d.path().join("missing"))]));
+    let out = run(OC.cmd().args([
+        "repo",
+        "fsck",
+        "--repo",
+        path_str(&d.path().join("missing")),
+    ]));
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -174,7 +169,7 @@ fn commit_ls_fsck_checkout_match_ostree() {
 /// `ostree fsck` accepts, with no ref; a rerun completes.
 #[test]
 fn interrupted_commit_leaves_a_consistent_repo() {
-    let d = scratch();
+    let d = test_support::scratch("oc-cli-");
     let src = d.path().join("tree");
     tree::generate_bench_tree(&src, 6000, 200 << 20, 5).unwrap();
     let cli = OstreeCli::new().unwrap();
@@ -183,19 +178,23 @@ fn interrupted_commit_leaves_a_consistent_repo() {
         (rustix::process::Signal::INT, "archive"),
     ] {
         let repo = d.path().join(format!("repo-{mode}"));
-        run_ok(oc().args(["repo", "init", "--repo", s(&repo), "--mode", mode]));
+        run_ok(
+            OC.cmd()
+                .args(["repo", "init", "--repo", path_str(&repo), "--mode", mode]),
+        );
         let commit_args = [
             "repo",
             "commit",
             "--quiet",
             "--repo",
-            s(&repo),
+            path_str(&repo),
             "-b",
             "big",
             "--timestamp",
             "@0",
         ];
-        let child = oc()
+        let child = OC
+            .cmd()
             .args(commit_args)
             .arg(format!("--tree=dir={}", src.display()))
             .stdout(Stdio::piped())
@@ -203,23 +202,9 @@ fn interrupted_commit_leaves_a_consistent_repo() {
             .spawn()
             .unwrap();
         // Wait until objects are being staged, then signal.
-        let tmp = repo.join("tmp");
-        for _ in 0..400 {
-            let staged = std::fs::read_dir(&tmp).unwrap().flatten().any(|e| {
-                e.file_name().to_string_lossy().starts_with("staging-")
-                    && e.path().is_dir()
-                    && std::fs::read_dir(e.path())
-                        .map(|mut r| r.next().is_some())
-                        .unwrap_or(false)
-            });
-            if staged {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_staged_objects(&repo, Duration::from_secs(4));
         std::thread::sleep(Duration::from_millis(100));
-        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
+        send_signal(&child, signal);
         let out = child.wait_with_output().unwrap();
         assert!(
             !out.status.success(),
@@ -239,7 +224,8 @@ fn interrupted_commit_leaves_a_consistent_repo() {
             "{mode}: no ref after an interrupted commit"
         );
         let c = run_ok(
-            oc().args(commit_args)
+            OC.cmd()
+                .args(commit_args)
                 .arg(format!("--tree=dir={}", src.display())),
         );
         assert_eq!(cli.rev_parse(&repo, "big").unwrap(), c.trim());

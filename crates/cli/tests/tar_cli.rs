@@ -4,18 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use test_support::cli::{Cli, assert_stdout, assert_success};
 use test_support::ostree_cli::{CommitOpts, OstreeCli};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ostree-container"))
-}
-
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("ostree-tar-cli-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-}
+const OC: Cli = Cli::new(env!("CARGO_BIN_EXE_ostree-container"));
 
 /// A bare repo with the reference tree on branch `test`; returns the commit.
 fn source(base: &Path) -> String {
@@ -24,40 +16,42 @@ fn source(base: &Path) -> String {
     test_support::tree::reference_tree(&tree).unwrap();
     o.init(&base.join("src"), "bare").unwrap();
     let opts = CommitOpts {
-        subject: Some("subj".into()),
-        body: Some("body".into()),
-        timestamp: Some("2020-01-01T00:00:00Z".into()),
-        metadata_strings: vec![("version".into(), "1.0".into())],
         detached_metadata_strings: vec![("sig".into(), "abc".into())],
-        ..Default::default()
+        ..CommitOpts::reference()
     };
     o.commit(&base.join("src"), "test", &tree, &opts).unwrap()
 }
 
+/// `tar export [FLAGS…] --repo REPO`, to finish with the rev and output.
+fn export(repo: &Path, flags: &[&str]) -> Command {
+    let mut c = OC.cmd();
+    c.args(["tar", "export"])
+        .args(flags)
+        .arg("--repo")
+        .arg(repo);
+    c
+}
+
+/// `tar import --repo REPO`, to finish with the input.
+fn import(repo: &Path) -> Command {
+    let mut c = OC.cmd();
+    c.args(["tar", "import", "--repo"]).arg(repo);
+    c
+}
+
 #[test]
 fn export_and_import_round_trip() {
-    let base = scratch();
+    let base = test_support::scratch("ostree-tar-cli-");
     let b = base.path();
     let o = OstreeCli::new().unwrap();
     let commit = source(b);
     let src = b.join("src");
 
     // Export to stdout and to a file (with the compatibility flag) give the same bytes.
-    let out = bin()
-        .args(["tar", "export", "--repo"])
-        .arg(&src)
-        .arg("test")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = export(&src, &[]).arg("test").output().unwrap();
+    assert_success(&out);
     let file = b.join("x.tar");
-    let st = bin()
-        .args(["tar", "export", "--format-version", "1", "--repo"])
-        .arg(&src)
+    let st = export(&src, &["--format-version", "1"])
         .arg("--output")
         .arg(&file)
         .arg(&commit)
@@ -68,28 +62,13 @@ fn export_and_import_round_trip() {
 
     // Import from a file.
     o.init(&b.join("d1"), "bare-user").unwrap();
-    let out = bin()
-        .args(["tar", "import", "--repo"])
-        .arg(b.join("d1"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("Imported: {commit}\n")
-    );
+    let out = import(&b.join("d1")).arg(&file).output().unwrap();
+    assert_stdout(&out, &format!("Imported: {commit}\n"));
     o.fsck(&b.join("d1")).unwrap().check().unwrap();
 
     // Import from stdin.
     o.init(&b.join("d2"), "archive").unwrap();
-    let mut child = bin()
-        .args(["tar", "import", "--repo"])
-        .arg(b.join("d2"))
+    let mut child = import(&b.join("d2"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -101,26 +80,20 @@ fn export_and_import_round_trip() {
         .write_all(&std::fs::read(&file).unwrap())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("Imported: {commit}\n")
-    );
+    assert_stdout(&out, &format!("Imported: {commit}\n"));
     o.fsck(&b.join("d2")).unwrap().check().unwrap();
 }
 
 #[test]
 fn bad_input_and_arguments_fail() {
-    let base = scratch();
+    let base = test_support::scratch("ostree-tar-cli-");
     let b = base.path();
     let o = OstreeCli::new().unwrap();
     source(b);
     let src = b.join("src");
 
     // Only format version 1 exists.
-    let out = bin()
-        .args(["tar", "export", "--format-version", "2", "--repo"])
-        .arg(&src)
+    let out = export(&src, &["--format-version", "2"])
         .arg("test")
         .output()
         .unwrap();
@@ -128,31 +101,15 @@ fn bad_input_and_arguments_fail() {
     assert!(out.stdout.is_empty());
 
     // Unknown rev.
-    let out = bin()
-        .args(["tar", "export", "--repo"])
-        .arg(&src)
-        .arg("nope")
-        .output()
-        .unwrap();
+    let out = export(&src, &[]).arg("nope").output().unwrap();
     assert!(!out.status.success());
 
     // A truncated stream: non-zero exit, the error kind named, nothing published.
-    let full = bin()
-        .args(["tar", "export", "--repo"])
-        .arg(&src)
-        .arg("test")
-        .output()
-        .unwrap()
-        .stdout;
+    let full = export(&src, &[]).arg("test").output().unwrap().stdout;
     let cut = b.join("cut.tar");
     std::fs::write(&cut, &full[..full.len() / 2 + 100]).unwrap();
     o.init(&b.join("d"), "bare").unwrap();
-    let out = bin()
-        .args(["tar", "import", "--repo"])
-        .arg(b.join("d"))
-        .arg(&cut)
-        .output()
-        .unwrap();
+    let out = import(&b.join("d")).arg(&cut).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
@@ -160,11 +117,6 @@ fn bad_input_and_arguments_fail() {
     o.fsck(&b.join("d")).unwrap().check().unwrap();
 
     // Not a tar at all.
-    let out = bin()
-        .args(["tar", "import", "--repo"])
-        .arg(b.join("d"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = import(&b.join("d")).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }

@@ -3,26 +3,23 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use ostree_repo::{CommitSpec, NoProgress, Repo, RepoMode, TreeOptions};
+use test_support::cli::{Cli, assert_stdout, assert_success, path_str, send_signal};
 use test_support::oci::{LayerCompression, ostree_labels, write_layout};
 use test_support::ostree_cli::OstreeCli;
 use test_support::tree;
 
 static NO: AtomicBool = AtomicBool::new(false);
 
-fn oc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ostree-container"))
-}
+const OC: Cli = Cli::new(env!("CARGO_BIN_EXE_ostree-container"));
 
 fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("oc-unencap-cli-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    test_support::scratch("oc-unencap-cli-")
 }
 
 struct Image {
@@ -86,18 +83,34 @@ fn imgref() -> String {
 }
 
 fn init(path: &Path) {
-    let st = oc()
+    let st = OC
+        .cmd()
         .args([
             "repo",
             "init",
             "--mode",
             "bare-user",
             "--repo",
-            path.to_str().unwrap(),
+            path_str(path),
         ])
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// `unencapsulate --repo REPO [ARGS…] IMGREF`.
+fn unencapsulate(repo: &Path, args: &[&str], imgref: &str) -> Output {
+    OC.cmd()
+        .args(["unencapsulate", "--repo", path_str(repo)])
+        .args(args)
+        .arg(imgref)
+        .output()
+        .unwrap()
+}
+
+/// Asserts the command succeeded, printing only `Imported: [REF => ]COMMIT`.
+fn assert_imported(out: &Output, prefix: &str) {
+    assert_stdout(out, &format!("Imported: {prefix}{}\n", image().commit));
 }
 
 #[test]
@@ -108,7 +121,7 @@ fn help_and_usage_errors() {
         &["info", "--help"],
         &["container", "unencapsulate", "--help"],
     ] {
-        let out = oc().args(args).output().unwrap();
+        let out = OC.cmd().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         for flag in [
@@ -120,7 +133,8 @@ fn help_and_usage_errors() {
             assert!(text.contains(flag), "{args:?} lacks {flag}");
         }
     }
-    let out = oc()
+    let out = OC
+        .cmd()
         .args(["unencapsulate", "--repo", "/nonexistent", "not-a-ref"])
         .output()
         .unwrap();
@@ -138,25 +152,8 @@ fn quiet_prints_only_the_result_and_progress_fd_emits_json() {
     let repo = d.path().join("repo");
     init(&repo);
     // --quiet: exactly the result line.
-    let out = oc()
-        .args([
-            "unencapsulate",
-            "--quiet",
-            "--repo",
-            repo.to_str().unwrap(),
-            &imgref(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("Imported: {}\n", image().commit)
-    );
+    let out = unencapsulate(&repo, &["--quiet"], &imgref());
+    assert_imported(&out, "");
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -176,20 +173,12 @@ fn quiet_prints_only_the_result_and_progress_fd_emits_json() {
     let script = format!(
         "exec 3>{} && exec {} unencapsulate --repo {} --write-ref demo --progress-fd 3 {}",
         json_path.display(),
-        env!("CARGO_BIN_EXE_ostree-container"),
+        OC.path(),
         repo2.display(),
         imgref()
     );
     let out = Command::new("bash").args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("Imported: demo => {}\n", image().commit)
-    );
+    assert_imported(&out, "demo => ");
     let events: Vec<serde_json::Value> = std::fs::read_to_string(&json_path)
         .unwrap()
         .lines()
@@ -226,7 +215,7 @@ fn quiet_prints_only_the_result_and_progress_fd_emits_json() {
     );
 
     // info names the digest and labels.
-    let out = oc().args(["info", &imgref()]).output().unwrap();
+    let out = OC.cmd().args(["info", &imgref()]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains(" digest: sha256:")
@@ -241,7 +230,7 @@ fn ostree_container_external_command_form() {
     let ext = Path::new("/usr/libexec/libostree/ext/ostree-container");
     std::fs::create_dir_all(ext.parent().unwrap()).unwrap();
     let backup = std::fs::read(ext).ok();
-    std::fs::copy(env!("CARGO_BIN_EXE_ostree-container"), ext).unwrap();
+    std::fs::copy(OC.path(), ext).unwrap();
     let d = scratch();
     let repo = d.path().join("repo");
     init(&repo);
@@ -260,15 +249,7 @@ fn ostree_container_external_command_form() {
         Some(b) => std::fs::write(ext, b).unwrap(),
         None => std::fs::remove_file(ext).unwrap(),
     }
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("Imported: {}\n", image().commit)
-    );
+    assert_imported(&out, "");
 }
 
 #[test]
@@ -282,31 +263,18 @@ fn killed_import_then_rerun() {
         "--write-ref",
         "x",
         "--repo",
-        repo.to_str().unwrap(),
+        path_str(&repo),
     ];
-    let child = oc()
+    let child = OC
+        .cmd()
         .args(args)
         .arg(imgref())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let tmp = repo.join("tmp");
-    for _ in 0..1000 {
-        let staged = std::fs::read_dir(&tmp).unwrap().flatten().any(|e| {
-            e.path().is_dir()
-                && e.file_name().to_string_lossy().starts_with("staging-")
-                && std::fs::read_dir(e.path())
-                    .map(|mut r| r.next().is_some())
-                    .unwrap_or(false)
-        });
-        if staged {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    test_support::cli::wait_for_staged_objects(&repo, Duration::from_secs(5));
+    send_signal(&child, rustix::process::Signal::KILL);
     let out = child.wait_with_output().unwrap();
     let cli = OstreeCli::new().unwrap();
     if out.status.success() {
@@ -319,12 +287,8 @@ fn killed_import_then_rerun() {
         );
     }
     cli.fsck(&repo).unwrap().check().unwrap();
-    let out = oc().args(args).arg(imgref()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = OC.cmd().args(args).arg(imgref()).output().unwrap();
+    assert_success(&out);
     assert_eq!(cli.rev_parse(&repo, "x").unwrap(), image().commit);
     cli.fsck(&repo).unwrap().check().unwrap();
 }
@@ -342,33 +306,25 @@ fn refusal_exit_codes() {
         LayerCompression::None,
     )
     .unwrap();
-    let out = oc()
-        .args([
-            "unencapsulate",
-            "--repo",
-            repo.to_str().unwrap(),
-            &format!("ostree-unverified-image:oci:{}:latest", plain.display()),
-        ])
-        .output()
-        .unwrap();
+    let out = unencapsulate(
+        &repo,
+        &[],
+        &format!("ostree-unverified-image:oci:{}:latest", plain.display()),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with("error: ") && err.contains("not an ostree container image"),
         "{err}"
     );
-    let out = oc()
-        .args([
-            "unencapsulate",
-            "--repo",
-            repo.to_str().unwrap(),
-            &format!(
-                "ostree-remote-image:r:oci:{}:latest",
-                image().layout.display()
-            ),
-        ])
-        .output()
-        .unwrap();
+    let out = unencapsulate(
+        &repo,
+        &[],
+        &format!(
+            "ostree-remote-image:r:oci:{}:latest",
+            image().layout.display()
+        ),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature verification"));
 }

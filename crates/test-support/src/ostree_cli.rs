@@ -44,6 +44,24 @@ pub struct CommitOpts {
     pub orphan: bool,
 }
 
+impl CommitOpts {
+    /// The fields of the reference commit (ostree-repo-format §13): committing
+    /// [`crate::tree::reference_tree`] with these gives [`REFERENCE_COMMIT`].
+    pub fn reference() -> Self {
+        CommitOpts {
+            subject: Some("subj".into()),
+            body: Some("body".into()),
+            timestamp: Some("2020-01-01T00:00:00Z".into()),
+            metadata_strings: vec![("version".into(), "1.0".into())],
+            ..Default::default()
+        }
+    }
+}
+
+/// The reference commit's checksum (ostree-repo-format §13).
+pub const REFERENCE_COMMIT: &str =
+    "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166";
+
 /// Result of `ostree fsck`; a failing fsck is not an error of [`OstreeCli::fsck`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsckOutcome {
@@ -186,6 +204,20 @@ impl OstreeCli {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// The oracle's verdict on an import: `repo` passes fsck, and `rev` checked out at `co`
+    /// equals the tree `expected`.
+    pub fn check_import(
+        &self,
+        repo: &Path,
+        rev: &str,
+        co: &Path,
+        expected: &Path,
+    ) -> anyhow::Result<()> {
+        self.fsck(repo)?.check()?;
+        self.checkout(repo, rev, co, false)?;
+        crate::compare::assert_trees_equal(expected, co, &Default::default())
     }
 
     /// `ostree checkout --repo=R [-U] REV DEST` (DEST must not exist).

@@ -170,6 +170,18 @@ impl Registry {
         }
     }
 
+    /// A TLS registry requiring the user `user` with password `secret`, and an authfile for it
+    /// written at `authfile`. Returns it with its certificate directory.
+    pub fn start_authenticated(authfile: &Path) -> anyhow::Result<(Self, PathBuf)> {
+        let r = Registry::start(RegistryOptions {
+            tls: true,
+            basic_auth: Some(("user".into(), "secret".into())),
+        })?;
+        r.write_authfile(authfile, "user", "secret")?;
+        let certs = r.cert_dir().context("a TLS registry has certificates")?;
+        Ok((r, certs))
+    }
+
     /// The registry's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()

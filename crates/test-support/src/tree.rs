@@ -290,6 +290,13 @@ pub fn tree_stats(dir: &Path) -> anyhow::Result<TreeStats> {
     Ok(s)
 }
 
+/// Copies `src` to `dst` with `cp -a` (modes, ownership, xattrs, hardlinks kept), to derive a
+/// variant of a tree or repository.
+pub fn copy_tree(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    crate::tools::run(std::process::Command::new("cp").arg("-a").arg(src).arg(dst))?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reference tree
 

@@ -6,29 +6,20 @@ use std::time::Instant;
 
 use tempfile::TempDir;
 use test_support::compare::{SnapshotOptions, assert_trees_equal, snapshot};
-use test_support::ostree_cli::{CommitOpts, OstreeCli, list_object_files};
+use test_support::ostree_cli::{CommitOpts, OstreeCli, REFERENCE_COMMIT, list_object_files};
 use test_support::tools::{require_tool, run};
 use test_support::tree::{
     TreeOptions, generate_bench_tree, generate_tree, reference_tree, tree_stats,
 };
 
-const REF_COMMIT: &str = "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166";
-
 fn tmp() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("test-support-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    test_support::scratch("test-support-")
 }
 
 fn reference_opts() -> CommitOpts {
     CommitOpts {
-        subject: Some("subj".into()),
-        body: Some("body".into()),
-        timestamp: Some("2020-01-01T00:00:00Z".into()),
-        metadata_strings: vec![("version".into(), "1.0".into())],
         detached_metadata_strings: vec![("sig".into(), "abc".into())],
-        ..Default::default()
+        ..CommitOpts::reference()
     }
 }
 
@@ -67,8 +58,8 @@ fn reference_tree_commit_checksum_all_modes() {
         let repo = t.path().join(format!("repo-{mode}"));
         cli.init(&repo, mode).unwrap();
         let csum = cli.commit(&repo, "test", &tree, &reference_opts()).unwrap();
-        assert_eq!(csum, REF_COMMIT, "mode {mode}");
-        assert_eq!(cli.rev_parse(&repo, "test").unwrap(), REF_COMMIT);
+        assert_eq!(csum, REFERENCE_COMMIT, "mode {mode}");
+        assert_eq!(cli.rev_parse(&repo, "test").unwrap(), REFERENCE_COMMIT);
         assert_eq!(cli.refs(&repo).unwrap(), vec!["test".to_string()]);
         assert_eq!(cli.cat(&repo, "test", "/sub/file2").unwrap(), b"in sub\n");
         let raw = cli.show_raw(&repo, "test").unwrap();
@@ -78,9 +69,12 @@ fn reference_tree_commit_checksum_all_modes() {
         assert!(ls.contains("-00640 1000 1001"), "{ls}");
         cli.fsck(&repo).unwrap().check().unwrap();
         let objs = list_object_files(&repo).unwrap();
-        assert!(objs.contains(&format!("{REF_COMMIT}.commit")), "{objs:?}");
         assert!(
-            objs.contains(&format!("{REF_COMMIT}.commitmeta")),
+            objs.contains(&format!("{REFERENCE_COMMIT}.commit")),
+            "{objs:?}"
+        );
+        assert!(
+            objs.contains(&format!("{REFERENCE_COMMIT}.commitmeta")),
             "{objs:?}"
         );
         let ext = if mode == "archive" { "filez" } else { "file" };

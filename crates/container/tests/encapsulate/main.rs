@@ -2,6 +2,8 @@
 //! registry; gzip and zstd; 1–64 layers) → our unencapsulate into every repository mode,
 //! checked with the real `ostree` (fsck, checkout) and `skopeo`/GNU `tar`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod metadata;
 mod refusals;
 mod stability;
@@ -11,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
+use common::{anon, authenticated, generated_source, import_into, insecure};
 use ostree_container::encapsulate::{Compression, EncapsulateOptions, encapsulate};
-use ostree_container::unencapsulate::{UnencapsulateOptions, unencapsulate};
-use ostree_container::{FetchConfig, ImageReference, OstreeImageReference};
+use ostree_container::{FetchConfig, ImageReference};
 use ostree_repo::format::gvariant::{Type, Value};
 use ostree_repo::format::{Checksum, MetaDict};
 use ostree_repo::{CommitSpec, NoProgress, Repo, RepoMode, TreeOptions};
-use test_support::compare::{SnapshotOptions, assert_trees_equal};
 use test_support::ostree_cli::OstreeCli;
+use test_support::skopeo::skopeo_copy;
 use test_support::tree;
 
 pub static NO: AtomicBool = AtomicBool::new(false);
@@ -36,10 +38,7 @@ pub struct Fixture {
 }
 
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("oc-encap-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    test_support::scratch("oc-encap-")
 }
 
 pub fn metadata() -> MetaDict {
@@ -74,28 +73,12 @@ pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = scratch();
-        let src = dir.path().join("tree");
-        tree::generate_tree(
-            &src,
-            &tree::TreeOptions {
-                big_file_mib: 2,
-                seed: 33,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let repo_path = dir.path().join("source");
-        let repo = Repo::create(&repo_path, RepoMode::BareUser).unwrap();
+        let (src, repo) = generated_source(dir.path(), 2, 33);
+        let repo_path = repo.path().to_path_buf();
         let commit = commit_tree(&repo, &src, "fixture", false);
         // bare-user-only checkouts add u+r to mode-0 files; leave that file out there.
         let canon_src = dir.path().join("canon-tree");
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&src)
-            .arg(&canon_src)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        tree::copy_tree(&src, &canon_src).unwrap();
         std::fs::remove_file(canon_src.join("files/no-perms")).unwrap();
         let canon = commit_tree(&repo, &canon_src, "canon", true);
         let cli = OstreeCli::new().unwrap();
@@ -134,12 +117,6 @@ pub fn encap(rev: &str, o: &EncapsulateOptions, dest: &str) -> String {
         .unwrap_or_else(|e| panic!("encapsulate {rev} to {dest}: {e}"))
 }
 
-pub fn anon() -> FetchConfig {
-    let mut c = FetchConfig::default();
-    c.auth_anonymous = true;
-    c
-}
-
 /// Imports `image` (an `ostree-unverified-…` reference) into a new repository of `mode` under
 /// `dir` and checks commit, fsck and checkout against the source.
 pub fn import_check(
@@ -150,20 +127,12 @@ pub fn import_check(
     commit: &Checksum,
     checkout: &Path,
 ) {
-    let repo_path = dir.join(format!("repo-{}", mode.name()));
-    let repo = Repo::create(&repo_path, mode).unwrap();
-    let mut o = UnencapsulateOptions::new();
-    o.fetch = cfg();
-    o.write_ref = Some("imported".into());
-    let oref: OstreeImageReference = image.parse().unwrap();
-    let import =
-        unencapsulate(&repo, &oref, o).unwrap_or_else(|e| panic!("{image} into {mode}: {e}"));
+    let (repo, import) = import_into(image, mode, cfg(), dir);
     assert_eq!(&import.ostree_commit, commit, "{image} into {mode}");
-    let cli = OstreeCli::new().unwrap();
-    cli.fsck(&repo_path).unwrap().check().unwrap();
     let co = dir.join(format!("co-{}", mode.name()));
-    cli.checkout(&repo_path, "imported", &co, false).unwrap();
-    assert_trees_equal(checkout, &co, &SnapshotOptions::default())
+    OstreeCli::new()
+        .unwrap()
+        .check_import(repo.path(), "imported", &co, checkout)
         .unwrap_or_else(|e| panic!("{image} into {mode}: {e}"));
 }
 
@@ -267,21 +236,6 @@ fn zstd_and_oci_archive_roundtrip() {
     }
 }
 
-pub fn skopeo_copy(src: &str, dst: &str, flags: &[&str]) {
-    test_support::registry::need_tool("skopeo", "skopeo").unwrap();
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .args(flags)
-        .args([src, dst])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy {src} {dst}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn recompressed_by_skopeo_still_imports() {
     let f = fixture();
@@ -298,7 +252,8 @@ fn recompressed_by_skopeo_still_imports() {
             &format!("oci:{}:latest", src.display()),
             &format!("oci:{}:latest", dst.display()),
             &["--dest-compress-format", fmt],
-        );
+        )
+        .unwrap();
         import_check(
             &format!("ostree-unverified-image:oci:{}:latest", dst.display()),
             MODES[i + 1],
@@ -324,29 +279,18 @@ fn loopback_registry_roundtrip() {
     let local = d.path().join("local");
     let local_digest = encap("fixture", &o, &format!("oci:{}", local.display()));
     assert_eq!(digest, local_digest);
-    let cfg = || {
-        let mut c = anon();
-        c.insecure_skip_tls_verification = true;
-        c
-    };
     import_check(
         &format!("ostree-unverified-registry:{}/test/encap:8", plain.host()),
         RepoMode::BareUser,
-        &cfg,
+        &insecure,
         &d.path().join("plain"),
         &f.commit,
         &f.checkout,
     );
 
     // TLS with basic auth: --authfile and --cert-dir.
-    let secure = Registry::start(RegistryOptions {
-        tls: true,
-        basic_auth: Some(("user".into(), "secret".into())),
-    })
-    .unwrap();
     let auth = d.path().join("auth.json");
-    secure.write_authfile(&auth, "user", "secret").unwrap();
-    let cert_dir = secure.cert_dir().unwrap();
+    let (secure, cert_dir) = Registry::start_authenticated(&auth).unwrap();
     let mut o = opts(1, Compression::zstd());
     o.authfile = Some(auth.clone());
     o.cert_dir = Some(cert_dir.clone());
@@ -355,19 +299,13 @@ fn loopback_registry_roundtrip() {
         &o,
         &format!("docker://{}/test/single:1", secure.host()),
     );
-    let cfg = || {
-        let mut c = FetchConfig::default();
-        c.authfile = Some(auth.clone());
-        c.certificate_directory = Some(cert_dir.clone());
-        c
-    };
     import_check(
         &format!(
             "ostree-unverified-image:docker://{}/test/single:1",
             secure.host()
         ),
         RepoMode::Archive,
-        &cfg,
+        &|| authenticated(&auth, &cert_dir),
         &d.path().join("tls"),
         &f.commit,
         &f.checkout,

@@ -7,6 +7,8 @@ use std::process::Command;
 use ostree_container::encapsulate::Compression;
 use ostree_tar::ExportPlan;
 use serde_json::Value;
+use test_support::cli::assert_success;
+use test_support::skopeo::skopeo_inspect;
 
 use crate::{encap, fixture, opts, scratch};
 
@@ -150,16 +152,7 @@ fn labels_config_manifest_history() {
     );
 
     // skopeo reads it.
-    let out = Command::new("skopeo")
-        .args(["inspect", &format!("oci:{}:t", dest.display())])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inspect = skopeo_inspect(&format!("oci:{}:t", dest.display())).unwrap();
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Labels"]["ostree.commit"], f.commit.to_hex());
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
@@ -203,11 +196,7 @@ fn auto_chunks_annotations_and_gnu_tar() {
                 .arg(&path)
                 .output()
                 .unwrap();
-            assert!(
-                list.status.success(),
-                "{}",
-                String::from_utf8_lossy(&list.stderr)
-            );
+            assert_success(&list);
             let text = String::from_utf8_lossy(&list.stdout);
             assert!(text.contains("sysroot/ostree/repo/objects/"), "layer {i}");
             let names = Command::new("tar")
@@ -228,11 +217,7 @@ fn auto_chunks_annotations_and_gnu_tar() {
                 .arg(&x)
                 .output()
                 .unwrap();
-            assert!(
-                ex.status.success(),
-                "{}",
-                String::from_utf8_lossy(&ex.stderr)
-            );
+            assert_success(&ex);
         }
         let plan = ExportPlan::new(&f.repo, f.commit).unwrap();
         assert_eq!(

@@ -1,13 +1,18 @@
 //! Bad input: typed errors, and nothing written at the destination when the input is wrong.
 
-use std::process::Command;
-
-use ostree_container::encapsulate::{Compression, ErrorKind, encapsulate};
+use ostree_container::encapsulate::{
+    Compression, EncapsulateError, EncapsulateOptions, ErrorKind, encapsulate,
+};
 use ostree_repo::Repo;
 use ostree_repo::format::{ObjectName, ObjectType};
 use ostree_tar::ExportPlan;
 
 use crate::{fixture, imgref, opts, scratch};
+
+/// Encapsulates `rev` of `repo` to `dest`, which must fail; returns the error.
+fn refused(repo: &Repo, rev: &str, o: &EncapsulateOptions, dest: &str) -> EncapsulateError {
+    encapsulate(repo, rev, o, &imgref(dest)).unwrap_err()
+}
 
 #[test]
 fn unknown_rev() {
@@ -18,13 +23,12 @@ fn unknown_rev() {
         "no-such-ref",
         "0000000000000000000000000000000000000000000000000000000000000000",
     ] {
-        let e = encapsulate(
+        let e = refused(
             &f.repo,
             rev,
             &opts(1, Compression::gzip()),
-            &imgref(&format!("oci:{}", dest.display())),
-        )
-        .unwrap_err();
+            &format!("oci:{}", dest.display()),
+        );
         assert_eq!(e.kind(), ErrorKind::UnknownRev, "{e}");
     }
     assert!(!dest.exists());
@@ -35,13 +39,7 @@ fn incomplete_commit_writes_nothing() {
     let f = fixture();
     let d = scratch();
     let copy = d.path().join("repo");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&f.repo_path)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    test_support::tree::copy_tree(&f.repo_path, &copy).unwrap();
     let repo = Repo::open(&copy).unwrap();
     let victim = *ExportPlan::new(&repo, f.commit)
         .unwrap()
@@ -53,13 +51,7 @@ fn incomplete_commit_writes_nothing() {
         format!("oci:{}", d.path().join("img").display()),
         format!("oci-archive:{}", d.path().join("img.tar").display()),
     ] {
-        let e = encapsulate(
-            &repo,
-            "fixture",
-            &opts(4, Compression::gzip()),
-            &imgref(&dest),
-        )
-        .unwrap_err();
+        let e = refused(&repo, "fixture", &opts(4, Compression::gzip()), &dest);
         assert_eq!(e.kind(), ErrorKind::IncompleteCommit, "{e}");
         assert!(e.to_string().contains(&victim.to_hex()), "{e}");
     }
@@ -78,13 +70,7 @@ fn unwritable_destination() {
         format!("oci-archive:{}/sub.tar", file.display()),
         format!("oci-archive:{}/missing-dir/x.tar", d.path().display()),
     ] {
-        let e = encapsulate(
-            &f.repo,
-            "fixture",
-            &opts(2, Compression::gzip()),
-            &imgref(&dest),
-        )
-        .unwrap_err();
+        let e = refused(&f.repo, "fixture", &opts(2, Compression::gzip()), &dest);
         assert_eq!(e.kind(), ErrorKind::Destination, "{dest}: {e}");
     }
 }
@@ -94,6 +80,7 @@ fn contentmeta_errors() {
     let f = fixture();
     let d = scratch();
     let dest = d.path().join("img");
+    let oci = format!("oci:{}", dest.display());
     let plan = ExportPlan::new(&f.repo, f.commit).unwrap();
     let objs: Vec<String> = plan.content_objects().map(|c| c.to_hex()).collect();
     let partial: serde_json::Map<String, serde_json::Value> = objs
@@ -128,36 +115,18 @@ fn contentmeta_errors() {
         std::fs::write(&p, serde_json::to_vec(&json).unwrap()).unwrap();
         let mut o = opts(8, Compression::gzip());
         o.contentmeta = Some(p);
-        let e = encapsulate(
-            &f.repo,
-            "fixture",
-            &o,
-            &imgref(&format!("oci:{}", dest.display())),
-        )
-        .unwrap_err();
+        let e = refused(&f.repo, "fixture", &o, &oci);
         assert_eq!(e.kind(), ErrorKind::ContentMeta, "{name}: {e}");
     }
     let p = d.path().join("garbage.json");
     std::fs::write(&p, b"{not json").unwrap();
     let mut o = opts(8, Compression::gzip());
     o.contentmeta = Some(p);
-    let e = encapsulate(
-        &f.repo,
-        "fixture",
-        &o,
-        &imgref(&format!("oci:{}", dest.display())),
-    )
-    .unwrap_err();
+    let e = refused(&f.repo, "fixture", &o, &oci);
     assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
     let mut o = opts(8, Compression::gzip());
     o.contentmeta = Some(d.path().join("missing.json"));
-    let e = encapsulate(
-        &f.repo,
-        "fixture",
-        &o,
-        &imgref(&format!("oci:{}", dest.display())),
-    )
-    .unwrap_err();
+    let e = refused(&f.repo, "fixture", &o, &oci);
     assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
     assert!(!dest.exists());
 }
@@ -169,18 +138,18 @@ fn copymeta_and_options() {
     let dest = format!("oci:{}", d.path().join("img").display());
     let mut o = opts(1, Compression::gzip());
     o.copy_meta = vec!["no.such.key".into()];
-    let e = encapsulate(&f.repo, "fixture", &o, &imgref(&dest)).unwrap_err();
+    let e = refused(&f.repo, "fixture", &o, &dest);
     assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
     let mut o = opts(1, Compression::gzip());
     o.copy_meta = vec!["build.number".into()]; // a u32, not a string
-    let e = encapsulate(&f.repo, "fixture", &o, &imgref(&dest)).unwrap_err();
+    let e = refused(&f.repo, "fixture", &o, &dest);
     assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
     for c in [
         Compression::Gzip { level: 10 },
         Compression::Zstd { level: 0 },
         Compression::Zstd { level: 23 },
     ] {
-        let e = encapsulate(&f.repo, "fixture", &opts(1, c), &imgref(&dest)).unwrap_err();
+        let e = refused(&f.repo, "fixture", &opts(1, c), &dest);
         assert_eq!(e.kind(), ErrorKind::InvalidOption, "{e}");
     }
     assert!(!d.path().join("img").exists());

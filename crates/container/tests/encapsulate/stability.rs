@@ -102,13 +102,7 @@ fn measure(scenario: Scenario, files: usize, bytes: u64) -> (usize, usize, u64, 
     let v1 = d.path().join("v1");
     generate_bench_tree(&v1, files, bytes, 11).unwrap();
     let v2 = d.path().join("v2");
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&v1)
-        .arg(&v2)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    test_support::tree::copy_tree(&v1, &v2).unwrap();
     let changed_files = change(&v2, scenario, 99);
     let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUser).unwrap();
     commit_tree(&repo, &v1, "v1", false);

@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use ostree_container::fetch::{LayerOutcome, SkopeoCommand};
 use ostree_container::{FetchConfig, FetchError, FetchErrorKind, ImageFetcher, ImageReference};
 use test_support::registry::{Registry, RegistryOptions};
+use test_support::skopeo::skopeo_copy;
 
 use crate::anon;
-use crate::images::{base, big_image, skopeo, write_layout};
+use crate::images::{base, big_image, write_layout};
 
 type Fetched = Result<Vec<LayerOutcome<u64>>, FetchError>;
 
@@ -63,8 +64,21 @@ fn registry_with_big_image(tmp: &Path) -> Result<(Registry, String)> {
     big_image(&dir, 64)?;
     let r = format!("docker://{}/test/big:latest", reg.host());
     let src = format!("oci:{}:latest", dir.display());
-    skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &src, &r])?;
+    skopeo_copy(&src, &r, &["--dest-tls-verify=false"])?;
     Ok((reg, r))
+}
+
+/// Opens the OCI layout at `dir` and fetches all its layers, which must fail.
+async fn fetch_layout_fails(dir: &Path) -> Result<(FetchError, ImageFetcher)> {
+    let r: ImageReference = format!("oci:{}:latest", dir.display()).parse()?;
+    let f = ImageFetcher::open(&r, anon()).await?;
+    let (m, _, c) = f.fetch_manifest_and_config().await?;
+    let reqs = f.layer_requests(&m, &c)?;
+    let e = f
+        .fetch_layers(&reqs, |_, r| std::io::copy(r, &mut std::io::sink()))
+        .await
+        .unwrap_err();
+    Ok((e, f))
 }
 
 fn insecure() -> FetchConfig {
@@ -139,29 +153,18 @@ async fn proxy_killed_mid_layer() -> Result<()> {
 async fn corrupt_blob_is_digest_mismatch() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("corrupt");
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(&base().dir)
-        .arg(&dir)
-        .status()?;
-    assert!(st.success());
+    test_support::tree::copy_tree(&base().dir, &dir)?;
     let layer0 = base().diff_ids[0].trim_start_matches("sha256:").to_string();
     let blob = dir.join("blobs/sha256").join(&layer0);
     let mut data = std::fs::read(&blob)?;
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
     std::fs::write(&blob, data)?;
-    let r: ImageReference = format!("oci:{}:latest", dir.display()).parse()?;
-    let f = ImageFetcher::open(&r, anon()).await?;
-    let (m, _, c) = f.fetch_manifest_and_config().await?;
-    let reqs = f.layer_requests(&m, &c)?;
-    let e = f
-        .fetch_layers(&reqs, |_, r| std::io::copy(r, &mut std::io::sink()))
-        .await
-        .unwrap_err();
+    let (e, f) = fetch_layout_fails(&dir).await?;
     eprintln!("expected error: {e}");
     assert_eq!(e.kind(), FetchErrorKind::DigestMismatch, "{e}");
     assert_eq!(e.layer(), Some(base().diff_ids[0].as_str()), "{e}");
+    drop(f);
     Ok(())
 }
 
@@ -171,14 +174,7 @@ async fn unknown_media_type() -> Result<()> {
     let dir = tmp.path().join("enc");
     let mt = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
     write_layout(&dir, &[b"not really encrypted".to_vec()], mt)?;
-    let r: ImageReference = format!("oci:{}:latest", dir.display()).parse()?;
-    let f = ImageFetcher::open(&r, anon()).await?;
-    let (m, _, c) = f.fetch_manifest_and_config().await?;
-    let reqs = f.layer_requests(&m, &c)?;
-    let e = f
-        .fetch_layers(&reqs, |_, r| std::io::copy(r, &mut std::io::sink()))
-        .await
-        .unwrap_err();
+    let (e, f) = fetch_layout_fails(&dir).await?;
     eprintln!("expected error: {e}");
     assert_eq!(e.kind(), FetchErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains(mt), "{e}");

@@ -1,12 +1,12 @@
 //! Builds small OCI images in Rust and derives variants with `skopeo copy`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use test_support::skopeo::{skopeo, skopeo_copy};
 
 pub fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -85,21 +85,6 @@ pub fn write_layout(dir: &Path, layers: &[Vec<u8>], media_type: &str) -> Result<
     Ok(())
 }
 
-pub fn skopeo(args: &[&str]) -> Result<Vec<u8>> {
-    test_support::registry::need_tool("skopeo", "skopeo")?;
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .context("running skopeo")?;
-    if !out.status.success() {
-        bail!(
-            "skopeo {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out.stdout)
-}
-
 /// `sha256` of `skopeo inspect --raw`, i.e. the digest of the manifest as stored.
 pub fn inspect_digest(imgref: &str, extra: &[&str]) -> Result<String> {
     let mut args = vec!["inspect", "--raw"];
@@ -168,12 +153,7 @@ pub fn base_ref() -> String {
 
 /// Copies the base image to `dest` with extra `skopeo copy` flags.
 pub fn copy_base(dest: &str, flags: &[&str]) -> Result<()> {
-    let src = base_ref();
-    let mut args = vec!["copy", "--quiet"];
-    args.extend_from_slice(flags);
-    args.push(&src);
-    args.push(dest);
-    skopeo(&args).map(|_| ())
+    skopeo_copy(&base_ref(), dest, flags)
 }
 
 /// An image with one large incompressible layer, for fault tests.

@@ -83,7 +83,7 @@ async fn oci_compressed_variants() -> Result<()> {
         copy_base(&dest, &["--dest-compress-format", fmt])?;
         if fmt == "zstd:chunked" {
             // Make sure the variant is real: its layers carry the TOC annotations.
-            let raw = images::skopeo(&["inspect", "--raw", &dest])?;
+            let raw = test_support::skopeo::skopeo(&["inspect", "--raw", &dest])?;
             assert!(String::from_utf8_lossy(&raw).contains("zstd-chunked"));
         }
         let digest = fetch_check(&dest, anon(), Some(want)).await?;

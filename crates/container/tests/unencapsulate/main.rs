@@ -2,6 +2,8 @@
 //! `skopeo copy` variants), served by every transport skopeo 1.9 pulls, imported into every
 //! repository mode and checked with the real `ostree`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod refusals;
 
 use std::collections::HashSet;
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
+use common::{anon, authenticated, generated_source, import_into, insecure};
 use ostree_container::unencapsulate::{ErrorKind, UnencapsulateOptions, unencapsulate};
 use ostree_container::{FetchConfig, OstreeImageReference};
 use ostree_repo::format::Checksum;
@@ -17,7 +20,7 @@ use ostree_tar::ExportPlan;
 use test_support::compare::{SnapshotOptions, assert_trees_equal};
 use test_support::oci::{LayerCompression, ostree_labels, write_layout};
 use test_support::ostree_cli::OstreeCli;
-use test_support::tree;
+use test_support::skopeo::skopeo_copy;
 
 pub static NO: AtomicBool = AtomicBool::new(false);
 
@@ -37,28 +40,31 @@ pub struct Fixture {
 }
 
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("oc-unencap-")
-        .tempdir_in("/var/tmp")
+    test_support::scratch("oc-unencap-")
+}
+
+/// Writes an uncompressed or gzip single-layer image of `commit` at `dir`.
+pub fn single_layer_image(
+    repo: &Repo,
+    commit: Checksum,
+    dir: &Path,
+    compression: LayerCompression,
+) {
+    let mut layer = Vec::new();
+    ExportPlan::new(repo, commit)
         .unwrap()
+        .write_commit_layer(&mut layer, &HashSet::new())
+        .unwrap();
+    let labels = ostree_labels(&commit.to_hex(), &layer);
+    write_layout(dir, &[layer], &labels, compression).unwrap();
 }
 
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = scratch();
-        let src = dir.path().join("tree");
-        tree::generate_tree(
-            &src,
-            &tree::TreeOptions {
-                big_file_mib: 3,
-                seed: 21,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let source_repo = dir.path().join("source");
-        let repo = Repo::create(&source_repo, RepoMode::BareUser).unwrap();
+        let (src, repo) = generated_source(dir.path(), 3, 21);
+        let source_repo = repo.path().to_path_buf();
         let mut spec = CommitSpec::new();
         spec.subject = "fixture".into();
         spec.timestamp = Some(1577836800);
@@ -78,14 +84,10 @@ pub fn fixture() -> &'static Fixture {
             .checkout(&source_repo, &commit.to_hex(), &checkout, false)
             .unwrap();
 
-        let plan = ExportPlan::new(&repo, commit).unwrap();
-        let mut single_tar = Vec::new();
-        plan.write_commit_layer(&mut single_tar, &HashSet::new())
-            .unwrap();
         let single = dir.path().join("single");
-        let labels = ostree_labels(&commit.to_hex(), &single_tar);
-        write_layout(&single, &[single_tar], &labels, LayerCompression::None).unwrap();
+        single_layer_image(&repo, commit, &single, LayerCompression::None);
 
+        let plan = ExportPlan::new(&repo, commit).unwrap();
         let objects: Vec<Checksum> = plan.content_objects().copied().collect();
         let chunks: Vec<Vec<Checksum>> = (0..3)
             .map(|i| objects.iter().copied().skip(i).step_by(4).collect())
@@ -114,27 +116,6 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-pub fn skopeo_copy(src: &str, dst: &str, flags: &[&str]) {
-    test_support::registry::need_tool("skopeo", "skopeo").unwrap();
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .args(flags)
-        .args([src, dst])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy {src} {dst}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub fn anon() -> FetchConfig {
-    let mut c = FetchConfig::default();
-    c.auth_anonymous = true;
-    c
-}
-
 pub fn oref(s: &str) -> OstreeImageReference {
     s.parse().unwrap()
 }
@@ -147,27 +128,20 @@ pub fn import_and_check(
     dir: &Path,
 ) -> ostree_container::Import {
     let f = fixture();
-    let repo_path = dir.join(format!("repo-{}", mode.name()));
-    let repo = Repo::create(&repo_path, mode).unwrap();
-    let mut opts = UnencapsulateOptions::new();
-    opts.fetch = cfg();
-    opts.write_ref = Some("imported".into());
-    let import = unencapsulate(&repo, &oref(imgref), opts)
-        .unwrap_or_else(|e| panic!("{imgref} into {mode}: {e}"));
+    let (repo, import) = import_into(imgref, mode, cfg(), dir);
     assert_eq!(import.ostree_commit, f.commit, "{imgref}");
     assert!(!import.already_present);
     let cli = OstreeCli::new().unwrap();
-    cli.fsck(&repo_path).unwrap().check().unwrap();
     assert_eq!(
-        cli.rev_parse(&repo_path, "imported").unwrap(),
+        cli.rev_parse(repo.path(), "imported").unwrap(),
         f.commit.to_hex()
     );
     let co = dir.join(format!("co-{}", mode.name()));
-    cli.checkout(&repo_path, "imported", &co, false).unwrap();
-    assert_trees_equal(&f.checkout, &co, &SnapshotOptions::default()).unwrap();
+    cli.check_import(repo.path(), "imported", &co, &f.checkout)
+        .unwrap();
     // No partial marker, no staging left.
     assert_eq!(
-        std::fs::read_dir(repo_path.join("state"))
+        std::fs::read_dir(repo.path().join("state"))
             .unwrap()
             .filter(|e| e
                 .as_ref()
@@ -250,7 +224,7 @@ fn every_compression_and_local_transport() {
         ),
     ];
     for (dest, flags, mode) in variants {
-        skopeo_copy(&src, &dest, &flags);
+        skopeo_copy(&src, &dest, &flags).unwrap();
         import_and_check(
             &format!("ostree-unverified-image:{dest}"),
             mode,
@@ -269,30 +243,19 @@ fn from_loopback_registries() {
 
     let plain = Registry::start(RegistryOptions::default()).unwrap();
     let dest = format!("docker://{}/test/chunked:latest", plain.host());
-    skopeo_copy(&src, &dest, &["--dest-tls-verify=false"]);
-    let cfg = || {
-        let mut c = anon();
-        c.insecure_skip_tls_verification = true;
-        c
-    };
+    skopeo_copy(&src, &dest, &["--dest-tls-verify=false"]).unwrap();
     import_and_check(
         &format!(
             "ostree-unverified-registry:{}/test/chunked:latest",
             plain.host()
         ),
         RepoMode::BareUser,
-        cfg,
+        insecure,
         &d.path().join("plain"),
     );
 
-    let secure = Registry::start(RegistryOptions {
-        tls: true,
-        basic_auth: Some(("user".into(), "secret".into())),
-    })
-    .unwrap();
     let auth = d.path().join("auth.json");
-    secure.write_authfile(&auth, "user", "secret").unwrap();
-    let cert_dir = secure.cert_dir().unwrap();
+    let (secure, cert_dir) = Registry::start_authenticated(&auth).unwrap();
     let dest = format!("docker://{}/test/single:latest", secure.host());
     skopeo_copy(
         &format!("oci:{}:latest", f.single.display()),
@@ -303,20 +266,15 @@ fn from_loopback_registries() {
             "--dest-authfile",
             auth.to_str().unwrap(),
         ],
-    );
-    let cfg = || {
-        let mut c = FetchConfig::default();
-        c.authfile = Some(auth.clone());
-        c.certificate_directory = Some(cert_dir.clone());
-        c
-    };
+    )
+    .unwrap();
     import_and_check(
         &format!(
             "ostree-unverified-image:docker://{}/test/single:latest",
             secure.host()
         ),
         RepoMode::Archive,
-        cfg,
+        || authenticated(&auth, &cert_dir),
         &d.path().join("tls"),
     );
 
@@ -344,16 +302,7 @@ fn from_loopback_registries() {
 fn canonical_commit_into_bare_user_only() {
     // bare-user-only stores only canonical content: commit with canonical permissions.
     let d = scratch();
-    let src = d.path().join("tree");
-    tree::generate_tree(
-        &src,
-        &tree::TreeOptions {
-            seed: 5,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let repo = Repo::create(&d.path().join("src"), RepoMode::BareUser).unwrap();
+    let (src, repo) = generated_source(d.path(), 0, 5);
     let mut spec = CommitSpec::new();
     spec.timestamp = Some(0);
     let mut topts = TreeOptions::new();
@@ -361,13 +310,8 @@ fn canonical_commit_into_bare_user_only() {
     let commit = repo
         .commit_directory(&src, None, &topts, &spec, &NoProgress, &NO)
         .unwrap();
-    let plan = ExportPlan::new(&repo, commit).unwrap();
-    let mut layer = Vec::new();
-    plan.write_commit_layer(&mut layer, &HashSet::new())
-        .unwrap();
-    let labels = ostree_labels(&commit.to_hex(), &layer);
     let img = d.path().join("img");
-    write_layout(&img, &[layer], &labels, LayerCompression::Gzip).unwrap();
+    single_layer_image(&repo, commit, &img, LayerCompression::Gzip);
     let dst_path = d.path().join("buo");
     let dst = Repo::create(&dst_path, RepoMode::BareUserOnly).unwrap();
     let mut opts = UnencapsulateOptions::new();

@@ -28,13 +28,17 @@ fn try_import(
     (repo, r)
 }
 
-fn assert_consistent(repo: &Repo) {
+fn fsck(repo: &Repo) {
     OstreeCli::new()
         .unwrap()
         .fsck(repo.path())
         .unwrap()
         .check()
         .unwrap();
+}
+
+fn assert_consistent(repo: &Repo) {
+    fsck(repo);
     assert!(
         repo.list_refs().unwrap().is_empty(),
         "no ref may be written"
@@ -193,12 +197,7 @@ fn tampered_layer_is_a_digest_mismatch() {
     )
     .unwrap();
     assert_eq!(ok.ostree_commit, f.commit);
-    OstreeCli::new()
-        .unwrap()
-        .fsck(repo.path())
-        .unwrap()
-        .check()
-        .unwrap();
+    fsck(&repo);
 }
 
 #[test]
@@ -223,20 +222,15 @@ fn registry_killed_mid_layer_fails_within_the_timeout() {
             &NO,
         )
         .unwrap();
-    let mut layer = Vec::new();
-    ostree_tar::ExportPlan::new(&source, commit)
-        .unwrap()
-        .write_commit_layer(&mut layer, &Default::default())
-        .unwrap();
     let p = d.path().join("big");
-    let labels = ostree_labels(&commit.to_hex(), &layer);
-    write_layout(&p, &[layer], &labels, LayerCompression::None).unwrap();
+    single_layer_image(&source, commit, &p, LayerCompression::None);
     let mut reg = Registry::start(RegistryOptions::default()).unwrap();
     skopeo_copy(
         &format!("oci:{}:latest", p.display()),
         &format!("docker://{}/big:1", reg.host()),
         &["--dest-tls-verify=false"],
-    );
+    )
+    .unwrap();
 
     let repo = Repo::create(&d.path().join("dst"), RepoMode::BareUser).unwrap();
     let imgref = oref(&format!("ostree-unverified-registry:{}/big:1", reg.host()));
@@ -244,8 +238,7 @@ fn registry_killed_mid_layer_fails_within_the_timeout() {
     let result = std::thread::scope(|s| {
         let h = s.spawn(|| {
             let mut opts = UnencapsulateOptions::new();
-            opts.fetch = anon();
-            opts.fetch.insecure_skip_tls_verification = true;
+            opts.fetch = insecure();
             opts.fetch.stall_timeout = std::time::Duration::from_secs(10);
             unencapsulate(&repo, &imgref, opts)
         });
@@ -280,10 +273,5 @@ fn registry_killed_mid_layer_fails_within_the_timeout() {
         elapsed < std::time::Duration::from_secs(60),
         "took {elapsed:?}"
     );
-    OstreeCli::new()
-        .unwrap()
-        .fsck(repo.path())
-        .unwrap()
-        .check()
-        .unwrap();
+    fsck(&repo);
 }

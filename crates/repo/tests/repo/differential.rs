@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use ostree_repo::format::ObjectType;
 use ostree_repo::{CheckoutOptions, NoProgress, Repo, RepoMode, TreeOptions};
 use test_support::compare::{SnapshotOptions, assert_trees_equal};
-use test_support::ostree_cli::list_object_files;
+use test_support::ostree_cli::{REFERENCE_COMMIT, list_object_files};
 use test_support::tree::{self, TreeOptions as GenOptions};
 
 use crate::*;
@@ -21,7 +21,7 @@ fn reference_tree_checksums_in_every_mode() {
         let expected = if mode == RepoMode::BareUserOnly {
             "7bbe76ab2fc2bbf164fb3c36882f7252812937b87d9922a7e65232bb6b7947a4"
         } else {
-            "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166"
+            REFERENCE_COMMIT
         };
         assert_eq!(c.to_hex(), expected, "mode {name}");
         ostree().fsck(repo.path()).unwrap().check().unwrap();

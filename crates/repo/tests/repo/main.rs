@@ -24,12 +24,8 @@ pub const MODES: [(RepoMode, &str); 4] = [
     (RepoMode::Archive, "archive"),
 ];
 
-/// A scratch directory on a filesystem with user xattrs (ext4 under /var/tmp here).
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("ostree-container-test-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    test_support::scratch("ostree-container-test-")
 }
 
 pub fn ostree() -> OstreeCli {
@@ -64,13 +60,7 @@ pub fn native_commit(repo: &Repo, tree: &Path, branch: &str, opts: &TreeOptions)
 }
 
 pub fn cli_commit_opts() -> CommitOpts {
-    CommitOpts {
-        subject: Some("subj".into()),
-        body: Some("body".into()),
-        timestamp: Some("2020-01-01T00:00:00Z".into()),
-        metadata_strings: vec![("version".into(), "1.0".into())],
-        ..Default::default()
-    }
+    CommitOpts::reference()
 }
 
 pub fn repo_path(dir: &Path, name: &str) -> PathBuf {

@@ -105,8 +105,22 @@ fn table_4_5(regular_links: bool) -> Vec<Row> {
     }
     assert_eq!(t.len(), 269);
     t.push(row('r', 0o644, z, 45, "sysroot/ostree/repo/config", ""));
-    t.push(row('r', 0o644, z, 142, &obj(REF_COMMIT, "commit"), ""));
-    t.push(row('r', 0o644, z, 16, &obj(REF_COMMIT, "commitmeta"), ""));
+    t.push(row(
+        'r',
+        0o644,
+        z,
+        142,
+        &obj(REFERENCE_COMMIT, "commit"),
+        "",
+    ));
+    t.push(row(
+        'r',
+        0o644,
+        z,
+        16,
+        &obj(REFERENCE_COMMIT, "commitmeta"),
+        "",
+    ));
     t.push(row(
         'r',
         0o644,

@@ -24,15 +24,10 @@ pub const MODES: [(RepoMode, &str); 4] = [
     (RepoMode::Archive, "archive"),
 ];
 
-/// The reference tree's commit (ostree-repo-format §13).
-pub const REF_COMMIT: &str = "3602b2e959192c61aa6153fc5755b392e500d188524501ac32bf77ab138a6166";
+use test_support::ostree_cli::REFERENCE_COMMIT;
 
-/// A scratch directory on a filesystem with user xattrs (ext4 under /var/tmp here).
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("ostree-tar-test-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    test_support::scratch("ostree-tar-test-")
 }
 
 pub fn ostree() -> OstreeCli {
@@ -66,12 +61,8 @@ pub fn make_source(base: &Path, mode: &str, kind: TreeKind) -> Source {
     let dir = base.join(format!("src-{mode}"));
     o.init(&dir, mode).unwrap();
     let opts = CommitOpts {
-        subject: Some("subj".into()),
-        body: Some("body".into()),
-        timestamp: Some("2020-01-01T00:00:00Z".into()),
-        metadata_strings: vec![("version".into(), "1.0".into())],
         detached_metadata_strings: vec![("sig".into(), "abc".into())],
-        ..Default::default()
+        ..CommitOpts::reference()
     };
     let c = o.commit(&dir, "test", &tree, &opts).unwrap();
     let repo = Repo::open(&dir).unwrap();

@@ -11,7 +11,7 @@ fn round_trip(kind: TreeKind, src_mode: &str, dest_modes: &[(RepoMode, &str)]) {
     let o = ostree();
     let src = make_source(base.path(), src_mode, kind);
     if kind == TreeKind::Reference && src_mode == "bare" {
-        assert_eq!(src.commit.to_hex(), REF_COMMIT);
+        assert_eq!(src.commit.to_hex(), REFERENCE_COMMIT);
     }
     let bytes = export_bytes(&src.repo, &src.commit);
     assert_eq!(
