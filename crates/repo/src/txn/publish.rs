@@ -88,7 +88,9 @@ impl Transaction<'_> {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(e).io("create", &dst_dir),
         }
-        let dst_fd = open_dir(&dst_dir)?;
+        // Targets are named by path from `objects/`, not through a descriptor of `objects/XX`:
+        // another writer may still replace an empty `objects/XX` with its whole directory, and
+        // a descriptor would then point at the replaced one.
         let src_fd = open_dir(&src_dir)?;
         for fname in &names {
             let flags = if fname.ends_with(".commitmeta") {
@@ -96,7 +98,14 @@ impl Transaction<'_> {
             } else {
                 RenameFlags::NOREPLACE
             };
-            match rustix::fs::renameat_with(&src_fd, fname, &dst_fd, fname, flags) {
+            let target = format!("{prefix}/{fname}");
+            match rustix::fs::renameat_with(
+                &src_fd,
+                fname.as_str(),
+                self.repo.objects.as_fd(),
+                target.as_str(),
+                flags,
+            ) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => {
                     let _ = rustix::fs::unlinkat(&src_fd, fname, AtFlags::empty());
@@ -105,7 +114,7 @@ impl Transaction<'_> {
             }
         }
         if fsync {
-            rustix::fs::fsync(&dst_fd).io("fsync", &dst_dir)?;
+            rustix::fs::fsync(open_dir(&dst_dir)?).io("fsync", &dst_dir)?;
         }
         Ok(())
     }
