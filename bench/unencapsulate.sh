@@ -11,7 +11,8 @@
 #   freshly made, journaled ext4 in a loop-mounted image: the filesystem a distribution installs.
 #   The root filesystem of some VMs is ext4 without a journal, where ext4 skips inodes freed in the
 #   last minute when allocating, so importing right after deleting the previous run's 30,000-file
-#   repository costs seconds of system time for any tool).
+#   repository costs seconds of system time for any tool; SETTLE=65 waits that long after each
+#   deletion so that neither tool pays it).
 source "$(dirname "$0")/lib.sh"
 WITH_EXT=0
 if [ "${1:-}" = "--with-ostree-ext" ]; then WITH_EXT=1; shift; fi
@@ -80,14 +81,14 @@ for r in $(seq 1 "$ROUNDS"); do
           fi
           ;;
       esac
-      rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode" && sync
+      rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode" && sync && sleep "${SETTLE:-0}"
       measure "ours-$img-$variant" "$OC" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       got=$("$OC" repo rev-parse --repo "$repo" "$COMMIT")
       [ "$got" = "$COMMIT" ] || { echo "import mismatch" >&2; exit 1; }
       # ostree-ext 0.15.3 cannot import into archive repositories with libostree 2022.7
       # ("Cannot currently use ostree_repo_write_regfile() on an archive mode repository").
       if [ "$WITH_EXT" = 1 ] && [ "$mode" = bare-user ] && [ "$variant" = "${variant%-tmpfs}" ]; then
-        rm -rf "$repo" && ostree init --repo "$repo" --mode "$mode" && sync
+        rm -rf "$repo" && ostree init --repo "$repo" --mode "$mode" && sync && sleep "${SETTLE:-0}"
         measure "ostree-ext-$img-$variant" "$OSTREE_EXT" container unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       fi
     done

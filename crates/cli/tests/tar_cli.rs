@@ -120,3 +120,55 @@ fn bad_input_and_arguments_fail() {
     let out = import(&b.join("d")).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// bare-user is the mode for unprivileged writers. As uid 65534, an import of a generated tree
+/// (read-only, unreadable, setuid and non-root-owned files among others) stores every object:
+/// `user.ostreemeta` is set before the mode that would forbid an unprivileged writer to set it.
+#[test]
+fn bare_user_import_as_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = test_support::scratch("ostree-tar-cli-");
+    let b = base.path();
+    std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = OstreeCli::new().unwrap();
+    let tree = b.join("tree");
+    test_support::tree::generate_tree(&tree, &Default::default()).unwrap();
+    o.init(&b.join("src"), "bare").unwrap();
+    let commit = o
+        .commit(&b.join("src"), "test", &tree, &CommitOpts::reference())
+        .unwrap();
+    let file = b.join("x.tar");
+    assert!(
+        export(&b.join("src"), &[])
+            .arg("--output")
+            .arg(&file)
+            .arg(&commit)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dst = b.join("dst");
+    o.init(&dst, "bare-user").unwrap();
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(OC.path())
+        .args(["tar", "import", "--repo"])
+        .arg(&dst)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_stdout(&out, &format!("Imported: {commit}\n"));
+    o.fsck(&dst).unwrap().check().unwrap();
+    assert_eq!(
+        o.ls_rxc(&dst, &commit).unwrap(),
+        o.ls_rxc(&b.join("src"), &commit).unwrap()
+    );
+}

@@ -76,8 +76,6 @@ impl Repo {
     }
 }
 
-/// Reads a content object stored at `path` in a repository of `mode` (also used for staged
-/// objects).
 /// Reads the metadata object `name` stored at `path` (no validation beyond the size limit).
 pub(crate) fn read_metadata_at(path: &Path, name: &ObjectName) -> Result<Vec<u8>> {
     let f = match File::open(path) {
@@ -103,6 +101,8 @@ pub(crate) fn read_metadata_at(path: &Path, name: &ObjectName) -> Result<Vec<u8>
     Ok(buf)
 }
 
+/// Reads a content object stored at `path` in a repository of `mode` (also used for staged
+/// objects).
 pub(crate) fn read_content_at(
     path: &Path,
     mode: RepoMode,

@@ -58,31 +58,39 @@ pub fn ofd_lock(fd: BorrowedFd<'_>, kind: LockKind) -> io::Result<bool> {
 
 /// Opens an unnamed temporary file in `dir` (`O_TMPFILE`), to be linked in once complete.
 pub fn tmpfile_in(dir: BorrowedFd<'_>) -> io::Result<File> {
-    tmpfile_with_mode(dir, 0o600).map(|(f, _)| f)
+    tmpfile_with_mode(dir, 0o600, None).map(|(f, _)| f)
 }
 
-/// Like [`tmpfile_in`], created with `mode` (subject to the umask); also says whether the file
-/// has exactly `mode`, so that the caller can skip an `fchmod` (one syscall per object).
-pub fn tmpfile_with_mode(dir: BorrowedFd<'_>, mode: u32) -> io::Result<(File, bool)> {
+/// Like [`tmpfile_in`], created with `mode`; also says whether the file has exactly `mode`
+/// (true only when `umask` is known and spares every bit of it), so that the caller can skip an
+/// `fchmod` (one syscall per object).
+pub fn tmpfile_with_mode(
+    dir: BorrowedFd<'_>,
+    mode: u32,
+    umask: Option<u32>,
+) -> io::Result<(File, bool)> {
     let fd = rustix::fs::openat(
         dir,
         ".",
         OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode & 0o777),
     )?;
-    let exact = mode & !0o777 == 0 && umask().is_some_and(|u| mode & u == 0);
+    let exact = mode & !0o777 == 0 && umask.is_some_and(|u| mode & u == 0);
     Ok((File::from(fd), exact))
 }
 
-/// The process umask (from `/proc/self/status`, read once; we never change it). `None` if it
-/// cannot be read: then callers always `fchmod`.
-fn umask() -> Option<u32> {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-        u32::from_str_radix(line.trim(), 8).ok()
-    })
+/// The umask that will apply to files created in `dir`: the process umask (from
+/// `/proc/self/status`), unless `dir` has a default ACL, which replaces the umask. `None` when
+/// unknown: callers then always `fchmod`.
+pub fn creation_umask(dir: BorrowedFd<'_>) -> Option<u32> {
+    let mut probe = [0u8; 1];
+    match rustix::fs::fgetxattr(dir, "system.posix_acl_default", &mut probe) {
+        Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => {}
+        _ => return None,
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Whether `linkat(fd, "", …, AT_EMPTY_PATH)` works here (it needs CAP_DAC_READ_SEARCH).
@@ -93,12 +101,11 @@ static EMPTY_PATH_LINK: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// EEXIST is reported to the caller.
 pub fn link_tmpfile(file: &File, dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     use std::sync::atomic::Ordering;
-    if EMPTY_PATH_LINK.load(Ordering::Relaxed) {
+    let empty_path = EMPTY_PATH_LINK.load(Ordering::Relaxed);
+    if empty_path {
         match rustix::fs::linkat(file.as_fd(), "", dir, name, AtFlags::EMPTY_PATH) {
             Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {
-                EMPTY_PATH_LINK.store(false, Ordering::Relaxed);
-            }
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -110,6 +117,10 @@ pub fn link_tmpfile(file: &File, dir: BorrowedFd<'_>, name: &str) -> io::Result<
         name,
         AtFlags::SYMLINK_FOLLOW,
     )?;
+    // The same link worked through procfs: AT_EMPTY_PATH is what we may not use.
+    if empty_path {
+        EMPTY_PATH_LINK.store(false, Ordering::Relaxed);
+    }
     Ok(())
 }
 

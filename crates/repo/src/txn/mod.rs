@@ -22,6 +22,7 @@ mod staging;
 mod write;
 
 /// Payload of a content object to write.
+#[non_exhaustive]
 pub enum ContentSource<'a> {
     /// A regular file of `size` bytes read from `reader`.
     Regular {
@@ -85,6 +86,8 @@ pub struct Transaction<'r> {
     /// stays valid until publication).
     verified: Mutex<std::collections::HashSet<Checksum>>,
     flusher: flush::Flusher,
+    /// The umask files in the staging directory get, if known (see `sys::creation_umask`).
+    create_umask: Option<u32>,
     pending_refs: Mutex<Vec<(String, Option<Checksum>)>>,
     partial: Mutex<Vec<Checksum>>,
     budget: Option<Budget>,
@@ -110,7 +113,8 @@ impl Repo {
             self.probe_user_xattrs()?;
         }
         let staging = self.allocate_staging()?;
-        let staged = staged::StagedSet::load(&staging.path)?;
+        let staged = staged::StagedSet::load(&staging.path, self.config.mode)?;
+        let create_umask = sys::creation_umask(staging.fd.as_fd());
         let budget = self.compute_budget()?;
         Ok(Transaction {
             repo: self,
@@ -118,6 +122,7 @@ impl Repo {
             staged,
             verified: Mutex::new(std::collections::HashSet::new()),
             flusher: flush::Flusher::default(),
+            create_umask,
             pending_refs: Mutex::new(Vec::new()),
             partial: Mutex::new(Vec::new()),
             budget,
@@ -231,7 +236,8 @@ impl<'r> Transaction<'r> {
 
     /// Publishes the transaction: proves every commit that refs will point at (or that was
     /// marked partial) complete while the filesystem syncs, moves staged objects into
-    /// `objects/`, syncs directories, writes refs, drops partial markers. The proof may run
+    /// `objects/`, syncs directories, then — only if every proof held — writes refs and drops
+    /// partial markers. The proof may run
     /// before the move: objects are only ever added, and the shared repository lock keeps
     /// `ostree prune` out until we are done.
     pub fn commit(mut self) -> Result<TxnStats> {
@@ -259,11 +265,16 @@ impl<'r> Transaction<'r> {
             };
             (synced, proven)
         });
-        proven?;
         synced?;
+        // Verified objects are published even when a commit is incomplete (as libostree does:
+        // it walks after publishing), so that a retry need not fetch them again; no ref moves.
         self.publish_staged()?;
         self.release_staging();
         self.repo.cleanup_tmpdir();
+        if let Err(e) = proven {
+            self.finished = true;
+            return Err(e);
+        }
 
         for (name, target) in &refs {
             self.repo.write_ref(name, target.as_ref())?;
@@ -280,21 +291,30 @@ impl<'r> Transaction<'r> {
         Ok(self.stats())
     }
 
+    /// Proves every commit in `refs` and `partial` complete; an incomplete one is marked partial
+    /// (so that `ostree fsck` skips it once published) and the first missing object reported.
     fn prove_complete(
         &self,
         refs: &[(String, Option<Checksum>)],
         partial: &[Checksum],
     ) -> Result<()> {
+        let mut first_missing = None;
         for c in refs
             .iter()
             .filter_map(|(_, c)| *c)
             .chain(partial.iter().copied())
         {
             if let Some(first) = self.find_missing(&c)?.first() {
-                return Err(RepoError::ObjectNotFound(*first));
+                if self.has_object(&ObjectName::new(c, ObjectType::Commit))? {
+                    self.mark_partial(&c)?;
+                }
+                first_missing.get_or_insert(*first);
             }
         }
-        Ok(())
+        match first_missing {
+            Some(m) => Err(RepoError::ObjectNotFound(m)),
+            None => Ok(()),
+        }
     }
 
     /// Discards the transaction (same as dropping it).

@@ -28,7 +28,7 @@ impl Transaction<'_> {
             let entry = entry.io("list", &self.staging.path)?;
             let name = entry.file_name();
             if let Some(p) = name.to_str()
-                && p.len() == 2
+                && super::staged::is_prefix_dir_name(p)
                 && entry.file_type().io("stat", entry.path())?.is_dir()
             {
                 prefixes.push(p.to_string());
@@ -76,8 +76,9 @@ impl Transaction<'_> {
                     }
                     return Ok(());
                 }
-                Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e).io("rename", &src_dir),
+                // Not empty (usually), or a filesystem that cannot move directories there:
+                // object by object, which reports any real problem.
+                Err(e) => tracing::trace!("objects/{prefix}: moving objects one by one ({e})"),
             }
         }
         match rustix::fs::mkdirat(

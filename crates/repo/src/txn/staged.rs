@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use ostree_format::{Checksum, ObjectName, ObjectType};
 
+use crate::config::RepoMode;
 use crate::error::{IoContext, Result};
 
 #[derive(Default)]
@@ -28,8 +29,8 @@ pub(super) struct StagedSet {
 }
 
 impl StagedSet {
-    /// The set of what `dir` (a staging directory) already holds.
-    pub(super) fn load(dir: &Path) -> Result<Self> {
+    /// The set of what `dir` (a staging directory of a `mode` repository) already holds.
+    pub(super) fn load(dir: &Path, mode: RepoMode) -> Result<Self> {
         let set = StagedSet {
             shards: (0..256).map(|_| Mutex::new(Shard::default())).collect(),
         };
@@ -39,8 +40,7 @@ impl StagedSet {
             let Some(prefix) = name.to_str() else {
                 continue;
             };
-            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-            if prefix.len() != 2 || !prefix.bytes().all(lower_hex) {
+            if !is_prefix_dir_name(prefix) {
                 continue;
             }
             let Ok(idx) = u8::from_str_radix(prefix, 16) else {
@@ -55,7 +55,7 @@ impl StagedSet {
             for obj in fs::read_dir(&sub).io("list", &sub)? {
                 let obj = obj.io("list", &sub)?;
                 let fname = obj.file_name();
-                if let Some(n) = fname.to_str().and_then(|f| parse_name(prefix, f)) {
+                if let Some(n) = fname.to_str().and_then(|f| parse_name(prefix, f, mode)) {
                     shard.objects.insert(n);
                 }
             }
@@ -94,15 +94,27 @@ impl StagedSet {
     }
 }
 
-/// `rest.ext` in prefix directory `XX` → the object name (`None` for anything else, such as
-/// temporary files).
-fn parse_name(prefix: &str, fname: &str) -> Option<ObjectName> {
+/// Whether `name` can be a prefix directory: two lowercase hex digits.
+pub(super) fn is_prefix_dir_name(name: &str) -> bool {
+    name.len() == 2
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `rest.ext` in prefix directory `XX` of a `mode` repository → the object name (`None` for
+/// anything else: temporary files, content with the other modes' extension).
+fn parse_name(prefix: &str, fname: &str, mode: RepoMode) -> Option<ObjectName> {
     let (rest, ext) = fname.split_once('.')?;
     if rest.len() != 62 {
         return None;
     }
+    let ty = ObjectType::from_extension(ext)?;
+    if ty == ObjectType::File && ext != mode.content_extension() {
+        return None;
+    }
     let checksum = format!("{prefix}{rest}").parse::<Checksum>().ok()?;
-    Some(ObjectName::new(checksum, ObjectType::from_extension(ext)?))
+    Some(ObjectName::new(checksum, ty))
 }
 
 #[cfg(test)]
@@ -112,17 +124,28 @@ mod tests {
     #[test]
     fn parses_object_names_only() {
         let hex = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d";
-        let n = parse_name(&hex[..2], &format!("{}.dirtree", &hex[2..]));
+        let p = &hex[..2];
+        let n = parse_name(p, &format!("{}.dirtree", &hex[2..]), RepoMode::Bare);
         assert_eq!(
             n,
             Some(ObjectName::new(hex.parse().unwrap(), ObjectType::DirTree))
         );
+        let filez = format!("{}.filez", &hex[2..]);
+        let file = format!("{}.file", &hex[2..]);
         assert_eq!(
-            parse_name(&hex[..2], &format!("{}.filez", &hex[2..])).map(|n| n.object_type),
+            parse_name(p, &filez, RepoMode::Archive).map(|n| n.object_type),
             Some(ObjectType::File)
         );
-        assert_eq!(parse_name(&hex[..2], ".tmp-abcdefgh"), None);
-        assert_eq!(parse_name(&hex[..2], &format!("{}.bogus", &hex[2..])), None);
-        assert_eq!(parse_name("zz", &format!("{}.file", &hex[2..])), None);
+        // Content under the other modes' extension is not this repository's object.
+        assert_eq!(parse_name(p, &filez, RepoMode::BareUser), None);
+        assert_eq!(parse_name(p, &file, RepoMode::Archive), None);
+        assert_eq!(parse_name(p, ".tmp-abcdefgh", RepoMode::Bare), None);
+        let bogus = format!("{}.bogus", &hex[2..]);
+        assert_eq!(parse_name(p, &bogus, RepoMode::Bare), None);
+        assert_eq!(parse_name("zz", &file, RepoMode::Bare), None);
+        assert!(is_prefix_dir_name("0a"));
+        assert!(!is_prefix_dir_name("0A"));
+        assert!(!is_prefix_dir_name("+a"));
+        assert!(!is_prefix_dir_name("abc"));
     }
 }

@@ -100,8 +100,9 @@ impl Transaction<'_> {
             return Ok(actual);
         }
         self.charge(bytes.len() as u64)?;
-        let (mut f, mode_set) = sys::tmpfile_with_mode(self.staging.fd.as_fd(), 0o644)
-            .io("create temporary file in", &self.staging.path)?;
+        let (mut f, mode_set) =
+            sys::tmpfile_with_mode(self.staging.fd.as_fd(), 0o644, self.create_umask)
+                .io("create temporary file in", &self.staging.path)?;
         f.write_all(bytes).io("write", &self.staging.path)?;
         if !mode_set {
             rustix::fs::fchmod(&f, Mode::from_raw_mode(0o644)).io("chmod", &self.staging.path)?;
@@ -308,9 +309,15 @@ impl Transaction<'_> {
     }
 
     /// A temporary object file for `meta`, created with its final mode where the umask allows
-    /// (then `apply_file_meta` skips the `fchmod`).
+    /// (then `apply_file_meta` skips the `fchmod`). Not when a bare-user object would be
+    /// read-only: setting `user.ostreemeta` needs write permission, so it gets its mode last.
     fn new_object_file(&self, meta: &FileMeta) -> Result<(File, bool)> {
-        sys::tmpfile_with_mode(self.staging.fd.as_fd(), self.on_disk_mode(meta))
+        let mode = self.on_disk_mode(meta);
+        let (mode, umask) = match self.repo.config.mode {
+            RepoMode::BareUser if mode & 0o200 == 0 => (0o600, None),
+            _ => (mode, self.create_umask),
+        };
+        sys::tmpfile_with_mode(self.staging.fd.as_fd(), mode, umask)
             .io("create temporary file in", &self.staging.path)
     }
 
@@ -340,7 +347,7 @@ impl Transaction<'_> {
                 sys::zero_mtime(file).io("set mtime of object in", p)?;
             }
             RepoMode::BareUser => {
-                chmod()?;
+                // The xattr first: an unprivileged writer may not set it on a read-only file.
                 rustix::fs::fsetxattr(
                     file,
                     OSTREEMETA_XATTR,
@@ -348,6 +355,7 @@ impl Transaction<'_> {
                     rustix::fs::XattrFlags::empty(),
                 )
                 .io("set user.ostreemeta of object in", p)?;
+                chmod()?;
                 sys::zero_mtime(file).io("set mtime of object in", p)?;
             }
             RepoMode::BareUserOnly => {

@@ -132,3 +132,79 @@ fn adopted_staging_objects_count_as_staged() {
     ostree().fsck(repo.path()).unwrap().check().unwrap();
     no_staging_left(repo.path());
 }
+
+/// A ref to a commit that is not complete is refused with the missing object named, whether a
+/// content object or a whole subtree is absent. The verified objects are still published (a
+/// retry need not write them again) and the commit is marked partial, so `ostree fsck` passes.
+#[test]
+fn refs_to_incomplete_commits_are_refused() {
+    use ostree_repo::format::{Checksum, DirTree, FileMeta, ObjectName, TreeDir, TreeFile};
+    use ostree_repo::{CommitSpec, ContentSource, RepoError};
+
+    let absent = Checksum::digest(b"never written");
+    for missing_type in [ObjectType::File, ObjectType::DirTree] {
+        let d = scratch();
+        let repo = Repo::create(&d.path().join("r"), RepoMode::BareUser).unwrap();
+        let txn = repo.begin_transaction().unwrap();
+        let file_meta = FileMeta {
+            uid: 0,
+            gid: 0,
+            mode: 0o100644,
+            xattrs: Default::default(),
+        };
+        let present = txn
+            .write_content(None, &file_meta, ContentSource::Bytes(b"present"))
+            .unwrap();
+        let dir_meta = FileMeta {
+            mode: 0o40755,
+            ..file_meta.clone()
+        };
+        let meta = txn
+            .write_metadata(ObjectType::DirMeta, None, &dir_meta.to_dirmeta_bytes())
+            .unwrap();
+        let mut root = DirTree {
+            files: vec![TreeFile {
+                name: "a".into(),
+                checksum: present,
+            }],
+            dirs: Vec::new(),
+        };
+        match missing_type {
+            ObjectType::File => root.files.push(TreeFile {
+                name: "b".into(),
+                checksum: absent,
+            }),
+            _ => root.dirs.push(TreeDir {
+                name: "sub".into(),
+                tree: absent,
+                meta,
+            }),
+        }
+        let tree = txn
+            .write_metadata(ObjectType::DirTree, None, &root.to_bytes())
+            .unwrap();
+        let mut spec = CommitSpec::new();
+        spec.timestamp = Some(0);
+        let commit = txn.write_commit(tree, meta, &spec).unwrap();
+        txn.set_ref("main", Some(commit)).unwrap();
+
+        match txn.commit() {
+            Err(RepoError::ObjectNotFound(n)) => {
+                assert_eq!(n, ObjectName::new(absent, missing_type));
+            }
+            other => panic!("expected ObjectNotFound, got {other:?}"),
+        }
+        assert_eq!(repo.read_ref("main").unwrap(), None);
+        assert!(repo.is_commit_partial(&commit));
+        assert!(
+            repo.has_object(&ObjectName::new(present, ObjectType::File))
+                .unwrap()
+        );
+        assert_eq!(
+            repo.find_missing(&commit).unwrap(),
+            vec![ObjectName::new(absent, missing_type)]
+        );
+        ostree().fsck(repo.path()).unwrap().check().unwrap();
+        no_staging_left(repo.path());
+    }
+}
