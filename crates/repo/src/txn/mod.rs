@@ -211,8 +211,14 @@ impl<'r> Transaction<'r> {
         let path = self.repo.commitpartial_path(commit);
         match File::options().write(true).create_new(true).open(&path) {
             Ok(f) => {
+                // Durable, name included, before any object of the commit can be published.
                 if self.repo.config.fsync {
                     f.sync_all().io("sync", &path)?;
+                    if let Some(state) = path.parent() {
+                        File::open(state)
+                            .and_then(|d| d.sync_all())
+                            .io("sync", state)?;
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -237,9 +243,8 @@ impl<'r> Transaction<'r> {
     /// Publishes the transaction: proves every commit that refs will point at (or that was
     /// marked partial) complete while the filesystem syncs, moves staged objects into
     /// `objects/`, syncs directories, then — only if every proof held — writes refs and drops
-    /// partial markers. The proof may run
-    /// before the move: objects are only ever added, and the shared repository lock keeps
-    /// `ostree prune` out until we are done.
+    /// partial markers. The proof may run before the move: objects are only ever added, and the
+    /// shared repository lock keeps `ostree prune` out until we are done.
     pub fn commit(mut self) -> Result<TxnStats> {
         let refs = self
             .pending_refs
