@@ -208,3 +208,42 @@ fn refs_to_incomplete_commits_are_refused() {
         no_staging_left(repo.path());
     }
 }
+
+/// Detached metadata is the one object a later transaction replaces (its prefix directory already
+/// holds the commit, so publication goes object by object): `ostree` reads the new value.
+#[test]
+fn detached_metadata_is_replaced_on_publication() {
+    use ostree_repo::format::MetaDict;
+    use ostree_repo::format::gvariant::Value;
+
+    let d = scratch();
+    let src = d.path().join("t");
+    tree::reference_tree(&src).unwrap();
+    let repo = Repo::create(&d.path().join("r"), RepoMode::BareUser).unwrap();
+    let commit = native_commit(&repo, &src, "main", &TreeOptions::new());
+    let detached = |v: &str| {
+        let mut md = MetaDict::default();
+        md.push("sig", Value::Str(v.into()));
+        md
+    };
+    for v in ["first", "second"] {
+        let txn = repo.begin_transaction().unwrap();
+        txn.write_commitmeta(&commit, &detached(v).to_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(repo.load_commitmeta(&commit).unwrap(), Some(detached(v)));
+    }
+    let shown = ostree()
+        .command(&[
+            "show",
+            &format!("--repo={}", repo.path().display()),
+            "--print-detached-metadata-key=sig",
+            &commit.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "'second'");
+    ostree().fsck(repo.path()).unwrap().check().unwrap();
+    no_staging_left(repo.path());
+}
