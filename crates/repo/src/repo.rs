@@ -308,17 +308,7 @@ impl Repo {
 
     /// Bumps the repository directory's mtime so watchers notice ref changes (as libostree does).
     pub(crate) fn bump_mtime(&self) {
-        let now = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: 0,
-                tv_nsec: rustix::fs::UTIME_OMIT,
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: 0,
-                tv_nsec: rustix::fs::UTIME_NOW,
-            },
-        };
-        if let Err(e) = rustix::fs::futimens(&self.dir, &now) {
+        if let Err(e) = sys::set_times(&self.dir, sys::Time::Keep, sys::Time::Now) {
             tracing::debug!("could not bump repository mtime: {e}");
         }
     }

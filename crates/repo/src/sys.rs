@@ -208,20 +208,41 @@ pub fn set_xattrs_path(path: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result
     Ok(())
 }
 
-/// Sets mtime to 0 (atime untouched), as libostree does for content objects.
-pub fn zero_mtime(fd: impl AsFd) -> io::Result<()> {
+/// A value for one timestamp in [`set_times`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    /// Leave it as it is (`UTIME_OMIT`).
+    Keep,
+    /// The current time (`UTIME_NOW`).
+    Now,
+    /// 0, the epoch.
+    Epoch,
+}
+
+impl Time {
+    fn timespec(self) -> rustix::fs::Timespec {
+        let (tv_sec, tv_nsec) = match self {
+            Time::Keep => (0, rustix::fs::UTIME_OMIT),
+            Time::Now => (0, rustix::fs::UTIME_NOW),
+            Time::Epoch => (0, 0),
+        };
+        rustix::fs::Timespec { tv_sec, tv_nsec }
+    }
+}
+
+/// Sets the access and modification times of an open file (`futimens`).
+pub fn set_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()> {
     let ts = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: rustix::fs::UTIME_OMIT,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
+        last_access: atime.timespec(),
+        last_modification: mtime.timespec(),
     };
     rustix::fs::futimens(fd, &ts)?;
     Ok(())
+}
+
+/// Sets mtime to 0 (atime untouched), as libostree does for content objects.
+pub fn zero_mtime(fd: impl AsFd) -> io::Result<()> {
+    set_times(fd, Time::Keep, Time::Epoch)
 }
 
 /// Random alphanumeric suffix for temporary names.

@@ -57,19 +57,7 @@ impl Repo {
                 }
                 if let Some(st) = self.try_lock_staging(e.path())? {
                     tracing::debug!("adopting staging directory {}", st.path.display());
-                    let _ = rustix::fs::futimens(
-                        &st.fd,
-                        &rustix::fs::Timestamps {
-                            last_access: rustix::fs::Timespec {
-                                tv_sec: 0,
-                                tv_nsec: rustix::fs::UTIME_NOW,
-                            },
-                            last_modification: rustix::fs::Timespec {
-                                tv_sec: 0,
-                                tv_nsec: rustix::fs::UTIME_NOW,
-                            },
-                        },
-                    );
+                    let _ = sys::set_times(&st.fd, sys::Time::Now, sys::Time::Now);
                     return Ok(st);
                 }
             }

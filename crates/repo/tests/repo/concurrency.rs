@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ostree_repo::{NoProgress, Repo, RepoMode, TreeOptions};
-use test_support::tree::{self, TreeOptions as GenOptions};
+use test_support::tree;
 
 use crate::*;
 
@@ -13,22 +13,8 @@ fn our_transaction_and_ostree_commit_at_once() {
     let d = scratch();
     let a = d.path().join("a");
     let b = d.path().join("b");
-    tree::generate_tree(
-        &a,
-        &GenOptions {
-            seed: 11,
-            ..GenOptions::full()
-        },
-    )
-    .unwrap();
-    tree::generate_tree(
-        &b,
-        &GenOptions {
-            seed: 12,
-            ..GenOptions::default()
-        },
-    )
-    .unwrap();
+    generate(&a, 11, true);
+    generate(&b, 12, false);
     let repo = Repo::create(&d.path().join("r"), RepoMode::BareUser).unwrap();
     let cli = ostree();
 

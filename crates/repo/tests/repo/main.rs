@@ -28,6 +28,18 @@ pub fn scratch() -> tempfile::TempDir {
     test_support::scratch("ostree-container-test-")
 }
 
+/// Generates the test tree of `seed` in `dir` (`GenOptions::full()` if `full`, else the
+/// default options).
+pub fn generate(dir: &Path, seed: u64, full: bool) {
+    let base = if full {
+        test_support::tree::TreeOptions::full()
+    } else {
+        test_support::tree::TreeOptions::default()
+    };
+    test_support::tree::generate_tree(dir, &test_support::tree::TreeOptions { seed, ..base })
+        .unwrap();
+}
+
 pub fn ostree() -> OstreeCli {
     OstreeCli::new().unwrap()
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use ostree_repo::format::{ObjectName, ObjectType};
 use ostree_repo::{NoProgress, Repo, RepoMode, TreeOptions};
 use test_support::ostree_cli::list_object_files;
-use test_support::tree::{self, TreeOptions as GenOptions};
+use test_support::tree;
 
 use crate::*;
 
@@ -42,22 +42,8 @@ fn first_commit_moves_directories_second_merges() {
     let d = scratch();
     let a = d.path().join("a");
     let b = d.path().join("b");
-    tree::generate_tree(
-        &a,
-        &GenOptions {
-            seed: 21,
-            ..GenOptions::default()
-        },
-    )
-    .unwrap();
-    tree::generate_tree(
-        &b,
-        &GenOptions {
-            seed: 22,
-            ..GenOptions::default()
-        },
-    )
-    .unwrap();
+    generate(&a, 21, false);
+    generate(&b, 22, false);
     // Tree b shares a's files plus its own.
     tree::copy_tree(&a, &b.join("from-a")).unwrap();
 

@@ -6,7 +6,7 @@ use ostree_repo::format::{Checksum, ObjectName, ObjectType};
 use ostree_repo::{CheckoutOptions, NoProgress, Repo};
 use test_support::compare::{SnapshotOptions, assert_trees_equal};
 use test_support::ostree_cli::list_object_files;
-use test_support::tree::{self, TreeOptions as GenOptions};
+use test_support::tree;
 
 use crate::*;
 
@@ -34,14 +34,7 @@ fn flip_byte(path: &std::path::Path, at_end: bool) {
 fn read_cli_repositories_in_every_mode() {
     let d = scratch();
     let src = d.path().join("tree");
-    tree::generate_tree(
-        &src,
-        &GenOptions {
-            seed: 3,
-            ..GenOptions::default()
-        },
-    )
-    .unwrap();
+    generate(&src, 3, false);
     let cli = ostree();
     for (_, name) in MODES {
         let path = d.path().join(name);
