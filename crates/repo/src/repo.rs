@@ -38,7 +38,8 @@ const REPO_DIRS: &[&str] = &[
     "refs/remotes",
 ];
 
-fn open_dir(path: &Path) -> Result<OwnedFd> {
+/// Opens a directory (read-only, close-on-exec).
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
     rustix::fs::open(
         path,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use rustix::fs::{Mode, OFlags};
+use crate::error::IoContext;
+use crate::repo::open_dir;
 
 /// Bytes written between two background flushes.
 pub(super) const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
@@ -56,20 +57,8 @@ impl Flusher {
         }
         let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         if thread.is_none() {
-            match open_dir(dir) {
-                Ok(fd) => {
-                    let shared = Arc::clone(&self.shared);
-                    let spawned = std::thread::Builder::new()
-                        .name("ostree-flush".into())
-                        .spawn(move || run(&shared, fd));
-                    match spawned {
-                        Ok(h) => *thread = Some(h),
-                        Err(e) => {
-                            tracing::debug!("no background flusher: {e}");
-                            return;
-                        }
-                    }
-                }
+            match spawn(dir, Arc::clone(&self.shared)) {
+                Ok(h) => *thread = Some(h),
                 Err(e) => {
                     tracing::debug!("no background flusher: {e}");
                     return;
@@ -98,12 +87,13 @@ impl Drop for Flusher {
     }
 }
 
-fn open_dir(dir: &Path) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::open(
-        dir,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
+/// Starts the flusher thread, syncing the filesystem of `dir`.
+fn spawn(dir: &Path, shared: Arc<Shared>) -> crate::error::Result<JoinHandle<()>> {
+    let fd = open_dir(dir)?;
+    std::thread::Builder::new()
+        .name("ostree-flush".into())
+        .spawn(move || run(&shared, fd))
+        .io("start a flusher thread for", dir)
 }
 
 fn run(shared: &Shared, fd: OwnedFd) {

@@ -12,10 +12,11 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, Mode, RenameFlags};
 
 use super::Transaction;
 use crate::error::{IoContext, Result};
+use crate::repo::open_dir;
 
 impl Transaction<'_> {
     /// Renames every staged object into place; an object that already exists wins (it is
@@ -44,14 +45,6 @@ impl Transaction<'_> {
     }
 
     fn publish_prefix(&self, prefix: &str, objects_path: &Path, fsync: bool) -> Result<()> {
-        let open_dir = |p: &Path| {
-            rustix::fs::open(
-                p,
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .io("open", p)
-        };
         let dst_dir = objects_path.join(prefix);
         let src_dir = self.staging.path.join(prefix);
         let mut names = Vec::new();

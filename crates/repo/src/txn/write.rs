@@ -427,8 +427,10 @@ impl Transaction<'_> {
                     );
                 }
                 renamed?;
+                // Presence and a mismatching `expected` were handled above; no second check
+                // (the object is staged now and would count as already present).
                 self.staged_object(name, target.len() as u64);
-                self.finish_content(expected, actual, None)?;
+                self.stats.content_written.fetch_add(1, Ordering::Relaxed);
             }
             RepoMode::BareUser => {
                 let (mut file, mode_set) = self.new_object_file(meta)?;
@@ -473,20 +475,15 @@ impl Body<'_> {
                 out.write_all(b)?;
                 Ok(b.len() as u64)
             }
-            Body::Stream(reader) => COPY.with(|cell| {
-                let mut owned;
-                let mut borrowed = cell.try_borrow_mut().ok();
-                let buf: &mut Vec<u8> = match borrowed.as_deref_mut() {
-                    Some(b) => b,
-                    None => {
-                        owned = Vec::new();
-                        &mut owned
+            Body::Stream(reader) => COPY.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => {
+                    if buf.len() < COPY_BUF {
+                        buf.resize(COPY_BUF, 0);
                     }
-                };
-                if buf.len() < COPY_BUF {
-                    buf.resize(COPY_BUF, 0);
+                    copy_stream(reader, hasher, out, &mut buf)
                 }
-                copy_stream(reader, hasher, out, buf)
+                // Only if a reader wrote an object itself on this thread.
+                Err(_) => copy_stream(reader, hasher, out, &mut vec![0; COPY_BUF]),
             }),
         }
     }

@@ -49,30 +49,21 @@ fn round_trip(kind: TreeKind, src_mode: &str, dest_modes: &[(RepoMode, &str)]) {
     }
 }
 
+/// The modes that keep ownership and xattrs of any tree.
+const RICH_MODES: [(RepoMode, &str); 3] = [
+    (RepoMode::Bare, "bare"),
+    (RepoMode::BareUser, "bare-user"),
+    (RepoMode::Archive, "archive"),
+];
+
 #[test]
 fn reference_tree_round_trips_through_rich_modes() {
-    round_trip(
-        TreeKind::Reference,
-        "bare",
-        &[
-            (RepoMode::Bare, "bare"),
-            (RepoMode::BareUser, "bare-user"),
-            (RepoMode::Archive, "archive"),
-        ],
-    );
+    round_trip(TreeKind::Reference, "bare", &RICH_MODES);
 }
 
 #[test]
 fn generated_tree_round_trips_through_rich_modes() {
-    round_trip(
-        TreeKind::Generated,
-        "bare",
-        &[
-            (RepoMode::Bare, "bare"),
-            (RepoMode::BareUser, "bare-user"),
-            (RepoMode::Archive, "archive"),
-        ],
-    );
+    round_trip(TreeKind::Generated, "bare", &RICH_MODES);
 }
 
 #[test]
