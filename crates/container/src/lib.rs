@@ -4,6 +4,7 @@
 pub mod encapsulate;
 pub mod fetch;
 pub mod imgref;
+pub mod policy;
 pub mod unencapsulate;
 
 pub use encapsulate::{

@@ -58,6 +58,10 @@ pub struct FetchConfig {
     pub insecure_skip_tls_verification: bool,
     /// Pass `--insecure-policy` (skip containers-policy.json; only enforced by skopeo ≥ 1.13).
     pub insecure_policy: bool,
+    /// The containers-policy.json skopeo applies (its global `--policy`), instead of
+    /// `~/.config/containers/policy.json` or `/etc/containers/policy.json`. Setting it runs
+    /// skopeo through [`FetchConfig::skopeo_command`] with that flag added.
+    pub signature_policy: Option<PathBuf>,
     /// Keys to decrypt encrypted images (`--decryption-key`, needs a newer skopeo than 1.9).
     pub decryption_keys: Vec<String>,
     /// Prefix for the HTTP user agent (`--user-agent-prefix`, needs a newer skopeo).
@@ -81,6 +85,7 @@ impl Default for FetchConfig {
             certificate_directory: None,
             insecure_skip_tls_verification: false,
             insecure_policy: false,
+            signature_policy: None,
             decryption_keys: Vec::new(),
             user_agent_prefix: None,
             skopeo: None,
@@ -183,9 +188,15 @@ fn probe_help(cmd: &SkopeoCommand) -> Result<String, ConfigError> {
 impl FetchConfig {
     /// The skopeo command line that will be used.
     pub fn skopeo_command(&self) -> SkopeoCommand {
-        self.skopeo
+        let mut c = self
+            .skopeo
             .clone()
-            .unwrap_or_else(|| SkopeoCommand::new("skopeo"))
+            .unwrap_or_else(|| SkopeoCommand::new("skopeo"));
+        if let Some(p) = &self.signature_policy {
+            c.args.push("--policy".into());
+            c.args.push(p.clone().into_os_string());
+        }
+        c
     }
 
     /// Build the proxy crate's configuration, probing skopeo only for options that need it.
@@ -249,7 +260,8 @@ impl FetchConfig {
         c.debug = self.debug;
         // Only a custom command replaces the crate's default, which binds skopeo to our
         // lifetime with a parent-death signal.
-        c.skopeo_cmd = self.skopeo.as_ref().map(SkopeoCommand::command);
+        c.skopeo_cmd =
+            (self.skopeo.is_some() || self.signature_policy.is_some()).then(|| skopeo.command());
         Ok(c)
     }
 }

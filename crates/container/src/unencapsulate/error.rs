@@ -54,6 +54,14 @@ pub enum UnencapsulateError {
         /// Protocol version found.
         found: String,
     },
+    /// `ostree-image-signed:` with a containers policy that would accept an unsigned image.
+    #[error("{image}: ostree-image-signed: requires a signature policy")]
+    Policy {
+        /// The image.
+        image: String,
+        /// What is wrong with the policy.
+        source: crate::policy::PolicyError,
+    },
     /// A layer's content was rejected by the importer.
     #[error("{image}: layer {layer}: {source}")]
     Import {
@@ -152,6 +160,10 @@ impl UnencapsulateError {
             UnencapsulateError::Import { source, .. }
             | UnencapsulateError::Verify { source, .. } => tar_kind(source),
             UnencapsulateError::CommitMismatch { .. } => ErrorKind::Corrupt,
+            UnencapsulateError::Policy { source, .. } => match source {
+                crate::policy::PolicyError::Read { .. } => ErrorKind::Io,
+                _ => ErrorKind::Usage,
+            },
             UnencapsulateError::Repo { source, .. } => repo_kind(source),
             UnencapsulateError::Runtime(_) => ErrorKind::Io,
             UnencapsulateError::Interrupted { .. } => ErrorKind::Interrupted,

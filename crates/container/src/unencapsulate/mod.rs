@@ -159,6 +159,17 @@ pub fn unencapsulate(
             remote: remote.clone(),
         });
     }
+    if imgref.sigverify == SignatureSource::ContainerPolicy {
+        // Before skopeo runs: an accept-anything policy would make "signed" mean nothing.
+        crate::policy::check_policy_requires_signatures(
+            &imgref.imgref,
+            opts.fetch.signature_policy.as_deref(),
+        )
+        .map_err(|source| UnencapsulateError::Policy {
+            image: image.clone(),
+            source,
+        })?;
+    }
     let interrupt = opts.interrupt.clone().unwrap_or_default();
     let rt = runtime()?;
     let fetcher = rt.block_on(ImageFetcher::open(

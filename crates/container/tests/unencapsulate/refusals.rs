@@ -9,20 +9,39 @@ use test_support::ostree_cli::OstreeCli;
 
 use crate::*;
 
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn try_import(
     imgref: &str,
     dir: &std::path::Path,
 ) -> (Repo, Result<ostree_container::Import, UnencapsulateError>) {
+    try_import_with_policy(imgref, dir, None)
+}
+
+fn try_import_with_policy(
+    imgref: &str,
+    dir: &std::path::Path,
+    policy: Option<&std::path::Path>,
+) -> (Repo, Result<ostree_container::Import, UnencapsulateError>) {
     let repo = Repo::create(
         &dir.join(format!(
             "repo-{}",
-            sha256(imgref.as_bytes()).get(7..19).unwrap_or("x")
+            sha256(
+                format!(
+                    "{imgref}{policy:?}{}",
+                    COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )
+                .as_bytes()
+            )
+            .get(7..19)
+            .unwrap_or("x")
         )),
         RepoMode::BareUser,
     )
     .unwrap();
     let mut opts = UnencapsulateOptions::new();
     opts.fetch = anon();
+    opts.fetch.signature_policy = policy.map(std::path::Path::to_path_buf);
     opts.write_ref = Some("imported".into());
     let r = unencapsulate(&repo, &oref(imgref), opts);
     (repo, r)
@@ -147,15 +166,81 @@ fn refuses_non_ostree_derived_and_mislabelled_images() {
         "{r:?}"
     );
     assert_consistent(&repo);
-    // ostree-image-signed needs policy enforcement in the proxy (skopeo >= 1.13).
-    let (_, r) = try_import(
-        &format!("ostree-image-signed:oci:{}:latest", f.single.display()),
-        d.path(),
+    // ostree-image-signed: an accept-anything policy is refused before skopeo runs, whether it
+    // is the one skopeo reads by default or one named explicitly; a strict policy then still
+    // needs enforcement in the proxy (skopeo >= 1.13).
+    let signed = format!("ostree-image-signed:oci:{}:latest", f.single.display());
+    let insecure = d.path().join("insecure-policy.json");
+    std::fs::write(
+        &insecure,
+        r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let strict = d.path().join("strict-policy.json");
+    std::fs::write(
+        &strict,
+        r#"{"default": [{"type": "reject"}], "transports": {"oci": {"": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/nonexistent.gpg"}]}}}"#,
+    )
+    .unwrap();
+    let (repo, r) = try_import_with_policy(&signed, d.path(), Some(&insecure));
+    match r {
+        Err(UnencapsulateError::Policy {
+            source: ostree_container::policy::PolicyError::AcceptsAnything { ref path, .. },
+            ..
+        }) => assert_eq!(path, &insecure),
+        other => panic!("accept-anything policy not refused: {other:?}"),
+    }
+    assert_eq!(
+        try_import_with_policy(&signed, d.path(), Some(&insecure))
+            .1
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Usage
     );
+    assert_consistent(&repo);
+    assert!(
+        repo.list_objects(ostree_repo::format::ObjectType::Commit)
+            .unwrap()
+            .is_empty()
+    );
+    let (repo, r) = try_import_with_policy(&signed, d.path(), Some(&strict));
     assert!(
         matches!(r, Err(UnencapsulateError::PolicyNeedsNewerSkopeo { .. })),
         "{r:?}"
     );
+    assert_consistent(&repo);
+}
+
+#[test]
+fn default_policy_of_debian_accepts_anything_and_is_refused() {
+    // Debian ships /etc/containers/policy.json with an accept-anything default; the tests run as
+    // root with no per-user policy, so that is the file skopeo would apply.
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let user = home.map(|h| h.join(ostree_container::policy::USER_POLICY));
+    assert!(
+        user.as_ref().is_none_or(|u| !u.exists()),
+        "test expects no per-user policy"
+    );
+    let system = std::fs::read_to_string(ostree_container::policy::SYSTEM_POLICY)
+        .expect("Debian's containers policy is installed with skopeo");
+    assert!(system.contains("insecureAcceptAnything"), "{system}");
+    let f = fixture();
+    let d = scratch();
+    let (repo, r) = try_import(
+        &format!("ostree-image-signed:oci:{}:latest", f.single.display()),
+        d.path(),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(UnencapsulateError::Policy {
+                source: ostree_container::policy::PolicyError::AcceptsAnything { .. },
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_consistent(&repo);
 }
 
 #[test]
