@@ -1,0 +1,280 @@
+//! A directory tree edited in memory and written back as dirtree/dirmeta objects.
+//!
+//! Directories taken from existing objects stay unloaded until something below them is read or
+//! changed, and an unchanged directory is written as the checksums it came from. Composing a
+//! tree from others (the layered-image merge) therefore costs what the edits touch, not the size
+//! of the trees; content objects are only ever referenced by checksum.
+
+use std::collections::BTreeMap;
+
+use ostree_format::{
+    Checksum, DirTree, FileMeta, ObjectName, ObjectType, S_IFDIR, TreeDir, TreeFile,
+};
+
+use crate::error::{RepoError, Result};
+use crate::txn::Transaction;
+
+/// Where a tree's objects are read from: a repository or a transaction (which also sees what it
+/// staged).
+pub trait TreeSource {
+    /// The bytes of a metadata object.
+    fn load_metadata(&self, name: &ObjectName) -> Result<Vec<u8>>;
+}
+
+impl TreeSource for crate::Repo {
+    fn load_metadata(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.load_metadata_bytes(name)
+    }
+}
+
+impl TreeSource for Transaction<'_> {
+    fn load_metadata(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.load_metadata_bytes(name)
+    }
+}
+
+/// One entry of a directory.
+#[derive(Debug, Clone)]
+pub enum MtreeEntry {
+    /// A content object (regular file or symlink).
+    File(Checksum),
+    /// A subdirectory.
+    Dir(MutableTree),
+}
+
+/// A directory's metadata: known by checksum, or set in memory.
+#[derive(Debug, Clone)]
+enum Meta {
+    Stored(Checksum),
+    New(FileMeta),
+}
+
+/// A directory, lazily loaded.
+#[derive(Debug, Clone)]
+pub struct MutableTree {
+    meta: Meta,
+    /// The dirtree this directory was loaded from, while its listing is unchanged.
+    origin: Option<Checksum>,
+    /// The listing; `None` until loaded (then `origin` is set).
+    entries: Option<BTreeMap<String, MtreeEntry>>,
+}
+
+/// The directory metadata ostree gives directories it creates (`0/0 040755`, no xattrs).
+pub fn default_dirmeta() -> FileMeta {
+    FileMeta {
+        uid: 0,
+        gid: 0,
+        mode: S_IFDIR | 0o755,
+        xattrs: Default::default(),
+    }
+}
+
+impl MutableTree {
+    /// An empty directory with `meta`.
+    pub fn new(meta: FileMeta) -> Self {
+        MutableTree {
+            meta: Meta::New(meta),
+            origin: None,
+            entries: Some(BTreeMap::new()),
+        }
+    }
+
+    /// The directory stored as (`tree`, `meta`), not loaded yet.
+    pub fn from_stored(tree: Checksum, meta: Checksum) -> Self {
+        MutableTree {
+            meta: Meta::Stored(meta),
+            origin: Some(tree),
+            entries: None,
+        }
+    }
+
+    /// The root directory of `commit`.
+    pub fn from_commit(src: &dyn TreeSource, commit: &Checksum) -> Result<Self> {
+        let name = ObjectName::new(*commit, ObjectType::Commit);
+        let c = ostree_format::Commit::parse(&src.load_metadata(&name)?).map_err(|source| {
+            RepoError::InvalidObject {
+                object: name,
+                source,
+            }
+        })?;
+        Ok(Self::from_stored(c.root_tree, c.root_meta))
+    }
+
+    /// The dirtree this directory still equals, if it is unchanged since it was read.
+    pub fn stored_tree(&self) -> Option<Checksum> {
+        self.origin
+    }
+
+    /// This directory's metadata (read from its dirmeta if it was never replaced).
+    pub fn meta(&self, src: &dyn TreeSource) -> Result<FileMeta> {
+        match &self.meta {
+            Meta::New(m) => Ok(m.clone()),
+            Meta::Stored(c) => {
+                let name = ObjectName::new(*c, ObjectType::DirMeta);
+                FileMeta::parse_dirmeta(&src.load_metadata(&name)?).map_err(|source| {
+                    RepoError::InvalidObject {
+                        object: name,
+                        source,
+                    }
+                })
+            }
+        }
+    }
+
+    /// The dirmeta checksum if the metadata is unchanged since it was read.
+    pub fn stored_meta(&self) -> Option<Checksum> {
+        match &self.meta {
+            Meta::Stored(c) => Some(*c),
+            Meta::New(_) => None,
+        }
+    }
+
+    /// Replaces this directory's metadata.
+    pub fn set_meta(&mut self, meta: FileMeta) {
+        self.meta = Meta::New(meta);
+    }
+
+    /// Takes over another directory's metadata without reading it.
+    pub fn copy_meta_from(&mut self, other: &MutableTree) {
+        self.meta = other.meta.clone();
+    }
+
+    fn load(&mut self, src: &dyn TreeSource) -> Result<&mut BTreeMap<String, MtreeEntry>> {
+        if self.entries.is_none() {
+            let tree = self.origin.ok_or_else(|| {
+                RepoError::InvalidArgument("internal: unloaded tree without origin".into())
+            })?;
+            let name = ObjectName::new(tree, ObjectType::DirTree);
+            let t = DirTree::parse(&src.load_metadata(&name)?).map_err(|source| {
+                RepoError::InvalidObject {
+                    object: name,
+                    source,
+                }
+            })?;
+            let mut m = BTreeMap::new();
+            for f in t.files {
+                m.insert(f.name, MtreeEntry::File(f.checksum));
+            }
+            for d in t.dirs {
+                m.insert(
+                    d.name,
+                    MtreeEntry::Dir(MutableTree::from_stored(d.tree, d.meta)),
+                );
+            }
+            self.entries = Some(m);
+        }
+        self.entries
+            .as_mut()
+            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))
+    }
+
+    /// The listing, read if needed. Reading does not count as a change.
+    pub fn entries(&mut self, src: &dyn TreeSource) -> Result<&BTreeMap<String, MtreeEntry>> {
+        Ok(&*self.load(src)?)
+    }
+
+    /// The listing for changing it: the directory is then written anew.
+    pub fn entries_mut(
+        &mut self,
+        src: &dyn TreeSource,
+    ) -> Result<&mut BTreeMap<String, MtreeEntry>> {
+        self.load(src)?;
+        self.origin = None;
+        self.entries
+            .as_mut()
+            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))
+    }
+
+    /// Removes every entry (an opaque directory).
+    pub fn clear(&mut self) {
+        self.entries = Some(BTreeMap::new());
+        self.origin = None;
+    }
+
+    /// The subdirectory `name`, for changing it (marks this directory changed).
+    pub fn dir_mut(
+        &mut self,
+        src: &dyn TreeSource,
+        name: &str,
+    ) -> Result<Option<&mut MutableTree>> {
+        match self.entries_mut(src)?.get_mut(name) {
+            Some(MtreeEntry::Dir(d)) => Ok(Some(d)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Inserts or replaces `name`.
+    pub fn insert(
+        &mut self,
+        src: &dyn TreeSource,
+        name: String,
+        entry: MtreeEntry,
+    ) -> Result<Option<MtreeEntry>> {
+        Ok(self.entries_mut(src)?.insert(name, entry))
+    }
+
+    /// Removes `name` if present.
+    pub fn remove(&mut self, src: &dyn TreeSource, name: &str) -> Result<Option<MtreeEntry>> {
+        if !self.entries(src)?.contains_key(name) {
+            return Ok(None);
+        }
+        Ok(self.entries_mut(src)?.remove(name))
+    }
+
+    /// Looks up a `/`-separated relative path (no `.`/`..` handling: callers normalise).
+    pub fn lookup(&mut self, src: &dyn TreeSource, path: &str) -> Result<Option<&MtreeEntry>> {
+        let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+        let mut cur = self;
+        while let Some(p) = parts.next() {
+            let entries = cur.load(src)?;
+            match entries.get_mut(p) {
+                None => return Ok(None),
+                Some(e) if parts.peek().is_none() => return Ok(Some(&*e)),
+                Some(MtreeEntry::Dir(d)) => cur = d,
+                Some(MtreeEntry::File(_)) => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes every changed directory below and including this one; returns (dirtree, dirmeta).
+    /// Unchanged directories are not loaded or rewritten.
+    pub fn write(&mut self, txn: &Transaction<'_>) -> Result<(Checksum, Checksum)> {
+        let meta = match &self.meta {
+            Meta::Stored(c) => *c,
+            Meta::New(m) => {
+                let c = txn.write_metadata(ObjectType::DirMeta, None, &m.to_dirmeta_bytes())?;
+                self.meta = Meta::Stored(c);
+                c
+            }
+        };
+        if let Some(t) = self.origin {
+            return Ok((t, meta));
+        }
+        let mut tree = DirTree::default();
+        let entries = self
+            .entries
+            .as_mut()
+            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))?;
+        for (name, e) in entries.iter_mut() {
+            match e {
+                MtreeEntry::File(c) => tree.files.push(TreeFile {
+                    name: name.clone(),
+                    checksum: *c,
+                }),
+                MtreeEntry::Dir(d) => {
+                    let (t, m) = d.write(txn)?;
+                    tree.dirs.push(TreeDir {
+                        name: name.clone(),
+                        tree: t,
+                        meta: m,
+                    });
+                }
+            }
+        }
+        tree.sort();
+        let t = txn.write_metadata(ObjectType::DirTree, None, &tree.to_bytes())?;
+        self.origin = Some(t);
+        Ok((t, meta))
+    }
+}
