@@ -18,6 +18,10 @@ use crate::progress::ImportRenderer;
 /// How to reach images (the reference CLI's `[proxy]` options).
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProxyOpts {
+    /// containers-policy.json for skopeo (its `--policy`; default: ~/.config/containers/policy.json,
+    /// else /etc/containers/policy.json).
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
     /// Path to a container auth file (default: the ostree auth.json lookup).
     #[arg(long, value_name = "PATH")]
     authfile: Option<PathBuf>,
@@ -46,6 +50,7 @@ impl ProxyOpts {
         c.auth_anonymous = self.auth_anonymous;
         c.certificate_directory = self.cert_dir.clone();
         c.insecure_skip_tls_verification = self.insecure_skip_tls_verification;
+        c.signature_policy = self.policy.clone();
         if let Some(n) = self.layer_concurrency {
             c.layer_concurrency = n;
         }

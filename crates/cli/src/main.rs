@@ -5,6 +5,7 @@
 
 mod container_cmd;
 mod encapsulate_cmd;
+mod image_cmd;
 mod output;
 mod progress;
 mod repo_cmd;
@@ -34,6 +35,9 @@ enum Command {
     Encapsulate(encapsulate_cmd::EncapsulateArgs),
     /// Show an image's digest and ostree labels.
     Info(container_cmd::InfoArgs),
+    /// The layered-image store: pull, list, history, metadata, remove.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCommand),
     /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Unencapsulate(a) => container_cmd::run_unencapsulate(a, &interrupt),
         Command::Encapsulate(a) => encapsulate_cmd::run(a, &interrupt),
         Command::Info(a) => container_cmd::run_info(a),
+        Command::Image(cmd) => image_cmd::run(cmd, &interrupt),
         Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
         Command::Tar(cmd) => tar_cmd::run(cmd, &interrupt),
     };

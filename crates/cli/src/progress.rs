@@ -1,39 +1,66 @@
-//! Rendering import progress: bars on a terminal (per layer and overall), JSON lines on
-//! `--progress-fd`, nothing with `--quiet`.
+//! Rendering pull progress: on a terminal one overall line (`[done/total layers]`, bytes, rate,
+//! ETA) plus a bar for each layer in flight only (at most the fetch concurrency; finished layers
+//! leave the screen, so any layer count fits 80x24); JSON lines on `--progress-fd`; nothing with
+//! `--quiet`.
 //!
-//! JSON schema (one object per line, `event` tells which):
-//! `{"event":"image","digest":D,"commit":C}`,
-//! `{"event":"layers","layers":[{"index":I,"digest":D,"size":N,"role":"commit"|"chunk"}]}`,
+//! JSON schema (one object per line, `event` tells which; `index` is the manifest position):
+//! `{"event":"image","digest":D,"commit":C|null}`,
+//! `{"event":"layers","present":N,"layers":[{"index":I,"digest":D,"size":N,"role":"commit"|"chunk"|"derived"}]}`,
 //! `{"event":"progress","index":I,"fetched":N,"total":N}`,
 //! `{"event":"layer-done","index":I}`,
 //! `{"event":"done","commit":C,"already_present":B}` or `{"event":"failed"}`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ostree_container::unencapsulate::{ImportProgress, LayerPlan, LayerRole};
+use ostree_container::fetch::LayerState;
+use ostree_container::store::{ImportProgress, LayerPlan};
 use ostree_repo::format::Checksum;
 use serde_json::json;
+
+/// Widths chosen so no line exceeds 79 columns.
+const OVERALL_TEMPLATE: &str =
+    "{prefix:>13} [{bar:20}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {eta:>4}";
+const LAYER_TEMPLATE: &str = "{msg:>22} [{bar:20}] {bytes:>10}/{total_bytes:10}";
 
 struct Bars {
     multi: indicatif::MultiProgress,
     total: indicatif::ProgressBar,
-    layers: Vec<indicatif::ProgressBar>,
+    /// Bars of layers in flight, by manifest index.
+    in_flight: HashMap<usize, indicatif::ProgressBar>,
 }
 
-/// Renders an import.
+/// Renders a pull.
 pub struct ImportRenderer {
     bars_enabled: bool,
+    /// Print `layers already present: N; layers needed: M (SIZE)` on stdout (image pull).
+    pub summary: bool,
     json: Option<Mutex<File>>,
     state: Arc<Mutex<Vec<LayerPlan>>>,
     bars: Arc<Mutex<Option<Bars>>>,
+    done: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn style(t: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(t)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+fn short(digest: &str) -> String {
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }
 
 impl ImportRenderer {
@@ -53,9 +80,11 @@ impl ImportRenderer {
         };
         Ok(ImportRenderer {
             bars_enabled: !quiet && std::io::stderr().is_terminal(),
+            summary: false,
             json,
             state: Arc::default(),
             bars: Arc::default(),
+            done: Arc::default(),
             stop: Arc::default(),
             ticker: Mutex::new(None),
         })
@@ -76,7 +105,7 @@ impl ImportRenderer {
         if let Ok(mut b) = self.bars.lock()
             && let Some(b) = b.take()
         {
-            for l in &b.layers {
+            for l in b.in_flight.values() {
                 l.finish_and_clear();
             }
             b.total.finish_and_clear();
@@ -98,73 +127,103 @@ fn emit(json: &Option<Mutex<File>>, v: &serde_json::Value) {
     }
 }
 
-fn human(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
+/// One tick: JSON progress events for changed counters; bars appear for layers that started and
+/// go when they finish.
+fn tick(
+    state: &Mutex<Vec<LayerPlan>>,
+    bars: &Mutex<Option<Bars>>,
+    json: &Option<Mutex<File>>,
+    done: &AtomicUsize,
+    last: &mut Vec<u64>,
+) {
+    let Ok(s) = state.lock() else { return };
+    last.resize(s.len(), u64::MAX);
+    let mut sum = 0;
+    let mut bars = bars.lock().ok();
+    for (i, l) in s.iter().enumerate() {
+        let fetched = l.progress.fetched();
+        sum += fetched;
+        if fetched != last[i] {
+            last[i] = fetched;
+            emit(
+                json,
+                &json!({"event": "progress", "index": l.index, "fetched": fetched, "total": l.progress.total()}),
+            );
+        }
+        let Some(Some(b)) = bars.as_deref_mut() else {
+            continue;
+        };
+        match l.progress.state() {
+            LayerState::Fetching => {
+                if !b.in_flight.contains_key(&l.index) {
+                    let bar = b.multi.add(indicatif::ProgressBar::new(l.size));
+                    bar.set_style(style(LAYER_TEMPLATE));
+                    bar.set_message(format!("{} {}", l.role.as_str(), short(&l.digest)));
+                    b.in_flight.insert(l.index, bar);
+                }
+                if let Some(bar) = b.in_flight.get(&l.index) {
+                    bar.set_position(fetched);
+                }
+            }
+            _ => {
+                if let Some(bar) = b.in_flight.remove(&l.index) {
+                    bar.finish_and_clear();
+                    b.multi.remove(&bar);
+                }
+            }
+        }
+    }
+    if let Some(Some(b)) = bars.as_deref_mut() {
+        b.total.set_position(sum);
+        b.total
+            .set_prefix(format!("[{}/{}]", done.load(Ordering::Relaxed), s.len()));
+    }
 }
 
 impl ImportProgress for ImportRenderer {
-    fn image(&self, digest: &str, commit: &Checksum) {
-        self.emit(json!({"event": "image", "digest": digest, "commit": commit.to_hex()}));
+    fn image(&self, digest: &str, commit: Option<&Checksum>) {
+        self.emit(
+            json!({"event": "image", "digest": digest, "commit": commit.map(Checksum::to_hex)}),
+        );
     }
 
-    fn layers(&self, layers: &[LayerPlan]) {
+    fn layers(&self, present: usize, layers: &[LayerPlan]) {
         let list: Vec<_> = layers
             .iter()
-            .map(|l| json!({"index": l.index, "digest": l.digest, "size": l.size, "role": match l.role { LayerRole::Commit => "commit", LayerRole::Chunk => "chunk" }}))
+            .map(|l| json!({"index": l.index, "digest": l.digest, "size": l.size, "role": l.role.as_str()}))
             .collect();
-        self.emit(json!({"event": "layers", "layers": list}));
+        self.emit(json!({"event": "layers", "present": present, "layers": list}));
+        if self.summary {
+            let size: u64 = layers.iter().map(|l| l.size).sum();
+            println!(
+                "layers already present: {present}; layers needed: {} ({})",
+                layers.len(),
+                indicatif::HumanBytes(size)
+            );
+        }
         if let Ok(mut s) = self.state.lock() {
             *s = layers.to_vec();
         }
-        if self.bars_enabled {
+        if self.bars_enabled && !layers.is_empty() {
             let multi = indicatif::MultiProgress::new();
             let total_size: u64 = layers.iter().map(|l| l.size).sum();
-            let style = |t: &str| {
-                indicatif::ProgressStyle::with_template(t)
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            };
             let total = multi.add(indicatif::ProgressBar::new(total_size));
-            total.set_style(style(
-                "{msg:32} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            ));
-            total.set_message(format!("{} layers ({})", layers.len(), human(total_size)));
-            let bars = layers
-                .iter()
-                .map(|l| {
-                    let b = multi.add(indicatif::ProgressBar::new(l.size));
-                    b.set_style(style(
-                        "  {msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                    ));
-                    let short = l
-                        .digest
-                        .trim_start_matches("sha256:")
-                        .chars()
-                        .take(12)
-                        .collect::<String>();
-                    b.set_message(format!(
-                        "{} {short}",
-                        if l.role == LayerRole::Commit {
-                            "commit"
-                        } else {
-                            "chunk"
-                        }
-                    ));
-                    b
-                })
-                .collect();
+            total.set_style(style(OVERALL_TEMPLATE));
+            total.set_prefix(format!("[0/{}]", layers.len()));
             if let Ok(mut b) = self.bars.lock() {
                 *b = Some(Bars {
                     multi,
                     total,
-                    layers: bars,
+                    in_flight: HashMap::new(),
                 });
             }
         }
         // One ticker polls the counters: the fetch path only bumps atomics.
-        let (state, bars, stop) = (
+        let (state, bars, stop, done) = (
             Arc::clone(&self.state),
             Arc::clone(&self.bars),
             Arc::clone(&self.stop),
+            Arc::clone(&self.done),
         );
         let json = self
             .json
@@ -175,32 +234,7 @@ impl ImportProgress for ImportRenderer {
             let mut last: Vec<u64> = Vec::new();
             loop {
                 let stopping = stop.load(Ordering::Relaxed);
-                if let Ok(s) = state.lock() {
-                    last.resize(s.len(), u64::MAX);
-                    let mut sum = 0;
-                    for (i, l) in s.iter().enumerate() {
-                        let fetched = l.progress.fetched();
-                        sum += fetched;
-                        if fetched != last[i] {
-                            last[i] = fetched;
-                            emit(
-                                &json,
-                                &json!({"event": "progress", "index": i, "fetched": fetched, "total": l.progress.total()}),
-                            );
-                        }
-                        if let Ok(b) = bars.lock()
-                            && let Some(b) = b.as_ref()
-                            && let Some(bar) = b.layers.get(i)
-                        {
-                            bar.set_position(fetched);
-                        }
-                    }
-                    if let Ok(b) = bars.lock()
-                        && let Some(b) = b.as_ref()
-                    {
-                        b.total.set_position(sum);
-                    }
-                }
+                tick(&state, &bars, &json, &done, &mut last);
                 if stopping {
                     return;
                 }
@@ -213,12 +247,7 @@ impl ImportProgress for ImportRenderer {
     }
 
     fn layer_done(&self, index: usize) {
+        self.done.fetch_add(1, Ordering::Relaxed);
         self.emit(json!({"event": "layer-done", "index": index}));
-        if let Ok(b) = self.bars.lock()
-            && let Some(b) = b.as_ref()
-            && let Some(bar) = b.layers.get(index)
-        {
-            bar.finish();
-        }
     }
 }

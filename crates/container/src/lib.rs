@@ -5,6 +5,7 @@ pub mod encapsulate;
 pub mod fetch;
 pub mod imgref;
 pub mod policy;
+pub mod store;
 pub mod unencapsulate;
 
 pub use encapsulate::{
@@ -14,7 +15,8 @@ pub use fetch::{
     FetchConfig, FetchError, FetchErrorKind, ImageFetcher, LayerOutcome, LayerRequest,
 };
 pub use imgref::{ImageRefError, ImageReference, OstreeImageReference, SignatureSource, Transport};
+pub use store::{PullOptions, PullOutcome, StoreError};
 pub use unencapsulate::{
     Import, UnencapsulateError, UnencapsulateOptions, fetch_manifest, fetch_manifest_and_config,
-    unencapsulate,
+    unencapsulate, unencapsulate_async,
 };

@@ -1,16 +1,17 @@
-//! Errors of [`super::unencapsulate`].
+//! Errors of the store's pulls and queries, and of `unencapsulate` (which is a pull through
+//! the store; `UnencapsulateError` is this type).
 
 use ostree_repo::RepoError;
 use ostree_repo::format::Checksum;
 use ostree_tar::TarError;
 
-use super::layout::LayoutError;
 use crate::fetch::{FetchError, FetchErrorKind};
+use crate::unencapsulate::layout::LayoutError;
 
 /// Why an import failed. Every variant names the image; layer errors also name the layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum UnencapsulateError {
+pub enum StoreError {
     /// Fetching through skopeo failed.
     #[error(transparent)]
     Fetch(#[from] Box<FetchError>),
@@ -26,7 +27,7 @@ pub enum UnencapsulateError {
     },
     /// The image has ordinary container layers on top of its ostree layers.
     #[error(
-        "{image} is a derived image: {derived} container layer(s) follow its ostree layers; unencapsulate imports only the ostree commit of base images (derived images need the layered-image store, not implemented yet; rpm-ostree and bootc can deploy them)"
+        "{image} is a derived image: {derived} container layer(s) follow its ostree layers; unencapsulate imports only the ostree commit of base images: use `container image pull` for derived images"
     )]
     DerivedImage {
         /// The image.
@@ -100,6 +101,28 @@ pub enum UnencapsulateError {
         /// The engine's error.
         source: Box<RepoError>,
     },
+    /// No such image in the store.
+    #[error("{image}: no such image in the store")]
+    ImageNotFound {
+        /// The image.
+        image: String,
+    },
+    /// The stored state of an image (its merge commit's metadata) is unreadable.
+    #[error("{image}: stored image state is invalid: {reason}")]
+    BadState {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The image (manifest, config) is inconsistent.
+    #[error("{image}: {reason}")]
+    BadImage {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -137,11 +160,11 @@ pub enum ErrorKind {
     Usage,
 }
 
-impl UnencapsulateError {
+impl StoreError {
     /// The coarse class.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            UnencapsulateError::Fetch(e) => match e.kind() {
+            StoreError::Fetch(e) => match e.kind() {
                 FetchErrorKind::NotFound => ErrorKind::NotFound,
                 FetchErrorKind::Auth => ErrorKind::Auth,
                 FetchErrorKind::DigestMismatch | FetchErrorKind::Corrupt => ErrorKind::Corrupt,
@@ -153,20 +176,23 @@ impl UnencapsulateError {
                 FetchErrorKind::Config => ErrorKind::Usage,
                 _ => ErrorKind::Io,
             },
-            UnencapsulateError::Layout { .. }
-            | UnencapsulateError::DerivedImage { .. }
-            | UnencapsulateError::SignatureVerificationUnsupported { .. }
-            | UnencapsulateError::PolicyNeedsNewerSkopeo { .. } => ErrorKind::Unsupported,
-            UnencapsulateError::Import { source, .. }
-            | UnencapsulateError::Verify { source, .. } => tar_kind(source),
-            UnencapsulateError::CommitMismatch { .. } => ErrorKind::Corrupt,
-            UnencapsulateError::Policy { source, .. } => match source {
+            StoreError::Layout { .. }
+            | StoreError::DerivedImage { .. }
+            | StoreError::SignatureVerificationUnsupported { .. }
+            | StoreError::PolicyNeedsNewerSkopeo { .. } => ErrorKind::Unsupported,
+            StoreError::Import { source, .. } | StoreError::Verify { source, .. } => {
+                tar_kind(source)
+            }
+            StoreError::CommitMismatch { .. } => ErrorKind::Corrupt,
+            StoreError::Policy { source, .. } => match source {
                 crate::policy::PolicyError::Read { .. } => ErrorKind::Io,
                 _ => ErrorKind::Usage,
             },
-            UnencapsulateError::Repo { source, .. } => repo_kind(source),
-            UnencapsulateError::Runtime(_) => ErrorKind::Io,
-            UnencapsulateError::Interrupted { .. } => ErrorKind::Interrupted,
+            StoreError::Repo { source, .. } => repo_kind(source),
+            StoreError::Runtime(_) => ErrorKind::Io,
+            StoreError::ImageNotFound { .. } => ErrorKind::NotFound,
+            StoreError::BadState { .. } | StoreError::BadImage { .. } => ErrorKind::Corrupt,
+            StoreError::Interrupted { .. } => ErrorKind::Interrupted,
         }
     }
 }
@@ -197,8 +223,8 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
     }
 }
 
-impl From<FetchError> for UnencapsulateError {
+impl From<FetchError> for StoreError {
     fn from(e: FetchError) -> Self {
-        UnencapsulateError::Fetch(Box::new(e))
+        StoreError::Fetch(Box::new(e))
     }
 }

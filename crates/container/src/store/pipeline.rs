@@ -1,0 +1,399 @@
+//! The layer pipeline of a pull: skopeo streams each missing layer; the fetcher decompresses it
+//! on a blocking thread and hands the bytes, through a bounded channel ([`super::bridge`]), to an
+//! importer thread that writes into one shared transaction: ostree layers through
+//! [`ostree_tar::ImportSession`], derived layers as one commit each. No layer waits for
+//! another's disk writes. Nothing is published (no ref; commits stay partial) until every layer
+//! passed skopeo's digest check and the base commit is proven complete; then the layer refs, the
+//! merge commit and the image ref are published together.
+//!
+//! The transaction lives on a blocking thread of the caller's runtime (`spawn_blocking`), so the
+//! async side only drives the fetch and never blocks.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use ostree_repo::Repo;
+use ostree_repo::format::Checksum;
+use ostree_tar::{ImportOptions, ImportSession, OciLayerOptions, OciLayerOutcome, TarError};
+
+use super::bridge;
+use super::error::StoreError;
+use super::merge::{MergeMeta, write_merge_commit};
+use super::state::canonical_json;
+use super::{ImportProgress, LayerPlan, LayerRole, LayerState, PreparedImport, PullMode};
+use super::{PullOptions, PullOutcome, refs};
+use crate::fetch::{FetchErrorKind, LayerRequest};
+use crate::unencapsulate::layout::OstreeLayout;
+
+/// Annotation with the image's creation time.
+const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+
+/// One layer's bytes for the importer thread.
+struct Job {
+    /// Manifest index.
+    index: usize,
+    reader: bridge::ChannelReader,
+    done: mpsc::SyncSender<Result<(), ()>>,
+}
+
+enum Msg {
+    Job(Job),
+    /// The fetch ended; `true` if skopeo verified every layer.
+    Done(bool),
+}
+
+enum LayerDone {
+    Ostree,
+    Derived(OciLayerOutcome),
+}
+
+/// Everything the importer thread owns.
+struct Work {
+    repo_path: PathBuf,
+    image: String,
+    mode: PullMode,
+    image_ref: Option<String>,
+    layers: Vec<LayerState>,
+    layout: Option<OstreeLayout>,
+    merge: MergeMeta,
+    oci: OciLayerOptions,
+    interrupt: Arc<AtomicBool>,
+    progress: Option<Arc<dyn ImportProgress>>,
+}
+
+/// What the importer published.
+struct Published {
+    merge_commit: Option<Checksum>,
+    filtered: Vec<(String, BTreeMap<String, u32>)>,
+}
+
+/// Why the importer thread gave up.
+enum ImporterFailure {
+    /// A layer was rejected (the first by manifest index).
+    Layer(usize, Box<TarError>),
+    /// The fetch failed; its error is the caller's to report.
+    FetchFailed,
+    Other(StoreError),
+}
+
+fn created_timestamp(p: &PreparedImport) -> u64 {
+    let from_manifest = p
+        .manifest
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CREATED))
+        .and_then(|s| super::time::parse_rfc3339(s));
+    from_manifest
+        .or_else(|| {
+            p.config
+                .created()
+                .as_deref()
+                .and_then(super::time::parse_rfc3339)
+        })
+        .unwrap_or(0)
+}
+
+pub(super) async fn run(
+    repo: &Repo,
+    p: PreparedImport,
+    opts: &PullOptions,
+) -> Result<PullOutcome, StoreError> {
+    let image = p.imgref.to_string();
+    let bad_json = |e: serde_json::Error| StoreError::BadImage {
+        image: image.clone(),
+        reason: format!("cannot serialise image metadata: {e}"),
+    };
+    let merge = MergeMeta {
+        manifest_digest: p.manifest_digest.clone(),
+        manifest_json: canonical_json(&p.manifest).map_err(bad_json)?,
+        config_json: canonical_json(&p.config).map_err(bad_json)?,
+        filtered: BTreeMap::new(),
+        timestamp: created_timestamp(&p),
+    };
+    let image_ref = match &opts.mode {
+        PullMode::Image => Some(refs::image_ref(&p.imgref.imgref)?),
+        PullMode::BaseCommit { .. } => None,
+    };
+    let all_requests = p.fetcher.layer_requests(&p.manifest, &p.config)?;
+    let mut requests: Vec<LayerRequest> = Vec::new();
+    let mut manifest_index: Vec<usize> = Vec::new();
+    let mut plans = Vec::new();
+    for (l, r) in p.layers.iter().zip(all_requests) {
+        if l.present.is_some() {
+            continue;
+        }
+        plans.push(LayerPlan {
+            index: l.index,
+            digest: l.digest.clone(),
+            size: l.size,
+            role: l.role,
+            progress: r.progress(),
+        });
+        manifest_index.push(l.index);
+        requests.push(r);
+    }
+    let present = p.layers.len() - requests.len();
+    let bytes_fetched = plans.iter().map(|pl| pl.size).sum();
+    if let Some(pr) = &opts.progress {
+        pr.layers(present, &plans);
+    }
+    let interrupt = opts.interrupt.clone().unwrap_or_default();
+    let mut oci = OciLayerOptions::default();
+    oci.var_rule = opts.var_rule;
+    oci.allow_non_usr = opts.allow_non_usr || p.layout.is_none();
+    let work = Work {
+        repo_path: repo.path().to_path_buf(),
+        image: image.clone(),
+        mode: opts.mode.clone(),
+        image_ref,
+        layers: p.layers.clone(),
+        layout: p.layout.clone(),
+        merge,
+        oci,
+        interrupt: Arc::clone(&interrupt),
+        progress: opts.progress.clone(),
+    };
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let worker = tokio::task::spawn_blocking(move || importer(work, rx));
+    let consumer = {
+        let tx = tx.clone();
+        let interrupt = Arc::clone(&interrupt);
+        move |req: usize, src: &mut dyn std::io::Read| -> Result<(), std::io::Error> {
+            let index = manifest_index.get(req).copied().unwrap_or(req);
+            let (w, reader) = bridge::channel();
+            let (done_tx, done_rx) = mpsc::sync_channel(1);
+            tx.send(Msg::Job(Job {
+                index,
+                reader,
+                done: done_tx,
+            }))
+            .map_err(|_| std::io::Error::other("importer is gone"))?;
+            let pumped = bridge::pump(src, &w, &interrupt);
+            drop(w);
+            let imported = done_rx
+                .recv()
+                .map_err(|_| std::io::Error::other("importer thread failed"))?;
+            pumped?;
+            imported.map_err(|()| std::io::Error::other(format!("layer {index} was rejected")))
+        }
+    };
+    let fetched = p.fetcher.fetch_layers(&requests, consumer).await;
+    let _ = tx.send(Msg::Done(fetched.is_ok()));
+    drop(tx);
+    let published = worker
+        .await
+        .map_err(|_| StoreError::Runtime(std::io::Error::other("importer thread panicked")))?;
+    if interrupt.load(Ordering::Relaxed) {
+        return Err(StoreError::Interrupted { image });
+    }
+    let published = match (fetched, published) {
+        (Ok(_), Ok(pb)) => pb,
+        (Err(e), Err(ImporterFailure::Layer(index, source)))
+            if e.kind() == FetchErrorKind::Consumer =>
+        {
+            return Err(layer_error(&image, &p.layers, index, source));
+        }
+        (Err(e), _) => return Err(e.into()),
+        (Ok(_), Err(ImporterFailure::Layer(index, source))) => {
+            return Err(layer_error(&image, &p.layers, index, source));
+        }
+        (Ok(_), Err(ImporterFailure::Other(e))) => return Err(e),
+        (Ok(_), Err(ImporterFailure::FetchFailed)) => {
+            return Err(StoreError::Runtime(std::io::Error::other(
+                "internal: importer saw a failed fetch that succeeded",
+            )));
+        }
+    };
+    p.fetcher.finish().await?;
+    Ok(PullOutcome {
+        base_commit: p.layout.as_ref().map(|l| l.commit),
+        merge_commit: published.merge_commit,
+        manifest_digest: p.manifest_digest,
+        layers_fetched: requests.len(),
+        layers_present: present,
+        bytes_fetched,
+        filtered: published.filtered,
+        already_present: false,
+    })
+}
+
+fn layer_error(
+    image: &str,
+    layers: &[LayerState],
+    index: usize,
+    source: Box<TarError>,
+) -> StoreError {
+    StoreError::Import {
+        image: image.to_string(),
+        layer: layers
+            .get(index)
+            .map(|l| l.digest.clone())
+            .unwrap_or_default(),
+        source,
+    }
+}
+
+/// The importer thread: owns the transaction, imports each layer on a scoped thread of its own,
+/// and publishes once the fetch is verified.
+fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFailure> {
+    let other = ImporterFailure::Other;
+    let repo_err = |source| {
+        ImporterFailure::Other(StoreError::Repo {
+            image: work.image.clone(),
+            source: Box::new(source),
+        })
+    };
+    let repo = Repo::open(&work.repo_path).map_err(repo_err)?;
+    let txn = repo.begin_transaction().map_err(repo_err)?;
+    let mut import_opts = ImportOptions::default();
+    import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
+    let session = ImportSession::with_options(&txn, import_opts).with_interrupt(&work.interrupt);
+    let results: Mutex<Vec<(usize, Result<LayerDone, TarError>)>> = Mutex::default();
+    let verified = std::thread::scope(|scope| {
+        loop {
+            match rx.recv() {
+                Ok(Msg::Job(job)) => {
+                    let (session, txn, results, work) = (&session, &txn, &results, &work);
+                    scope.spawn(move || {
+                        let Some(layer) = work.layers.get(job.index) else {
+                            let _ = job.done.send(Err(()));
+                            return;
+                        };
+                        let mut reader = job.reader;
+                        let digest = Some(layer.digest.as_str());
+                        let r = match layer.role {
+                            LayerRole::Commit => session
+                                .import_commit_layer(&mut reader, digest)
+                                .map(|_| LayerDone::Ostree),
+                            LayerRole::Chunk => session
+                                .import_chunk_layer(&mut reader, digest)
+                                .map(|_| LayerDone::Ostree),
+                            LayerRole::Derived => ostree_tar::import_oci_layer(
+                                txn,
+                                &mut reader,
+                                &layer.digest,
+                                &work.oci,
+                                Some(&work.interrupt),
+                            )
+                            .map(LayerDone::Derived),
+                        };
+                        let ok = if r.is_ok() { Ok(()) } else { Err(()) };
+                        if ok.is_ok()
+                            && let Some(p) = &work.progress
+                        {
+                            p.layer_done(job.index);
+                        }
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((job.index, r));
+                        // Dropping the reader tells the pump to stop if we failed early.
+                        drop(reader);
+                        let _ = job.done.send(ok);
+                    });
+                }
+                Ok(Msg::Done(ok)) => break ok,
+                Err(_) => break false,
+            }
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut derived: BTreeMap<usize, OciLayerOutcome> = BTreeMap::new();
+    let mut ostree_fetched = false;
+    let mut failure = None;
+    for (index, r) in results {
+        match r {
+            Ok(LayerDone::Ostree) => ostree_fetched = true,
+            Ok(LayerDone::Derived(o)) => {
+                derived.insert(index, o);
+            }
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some((index, e));
+                }
+            }
+        }
+    }
+    if let Some((index, e)) = failure {
+        return Err(ImporterFailure::Layer(index, Box::new(e)));
+    }
+    if !verified {
+        return Err(ImporterFailure::FetchFailed);
+    }
+    let image = work.image.clone();
+    let verify = |source| {
+        other(StoreError::Verify {
+            image: image.clone(),
+            source: Box::new(source),
+        })
+    };
+    let base = work.layout.as_ref().map(|l| l.commit);
+    if ostree_fetched {
+        let outcome = session.finish().map_err(verify)?;
+        if let (Some(imported), Some(label)) = (outcome.commit, base)
+            && imported != label
+        {
+            return Err(other(StoreError::CommitMismatch {
+                image,
+                label,
+                imported,
+            }));
+        }
+    } else {
+        drop(session);
+    }
+    if let Some(b) = base {
+        let missing = txn.find_missing(&b).map_err(repo_err)?;
+        if let Some(first) = missing.first() {
+            return Err(verify(TarError::Incomplete {
+                commit: b,
+                count: missing.len(),
+                first: *first,
+            }));
+        }
+    }
+    let mut filtered = Vec::new();
+    let mut layer_commits = Vec::new();
+    for l in work.layers.iter().filter(|l| l.role == LayerRole::Derived) {
+        let commit = match (&l.present, derived.get(&l.index)) {
+            (Some(c), _) => *c,
+            (None, Some(o)) => {
+                txn.set_ref(&l.ref_name, Some(o.commit)).map_err(repo_err)?;
+                filtered.push((l.digest.clone(), o.filtered.clone()));
+                o.commit
+            }
+            (None, None) => {
+                return Err(other(StoreError::Runtime(std::io::Error::other(format!(
+                    "internal: derived layer {} was neither present nor imported",
+                    l.digest
+                )))));
+            }
+        };
+        layer_commits.push(commit);
+    }
+    let merge_commit = match (&work.mode, &work.image_ref) {
+        (PullMode::Image, Some(image_ref)) => {
+            let mut meta = work.merge.clone();
+            meta.filtered = filtered.iter().cloned().collect();
+            let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
+            txn.set_ref(image_ref, Some(m)).map_err(repo_err)?;
+            Some(m)
+        }
+        (PullMode::BaseCommit { write_ref }, _) => {
+            if let (Some(r), Some(b)) = (write_ref, base) {
+                txn.set_ref(r, Some(b)).map_err(repo_err)?;
+            }
+            None
+        }
+        (PullMode::Image, None) => None,
+    };
+    txn.commit().map_err(repo_err)?;
+    Ok(Published {
+        merge_commit,
+        filtered,
+    })
+}
