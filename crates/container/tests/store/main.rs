@@ -1,0 +1,134 @@
+//! The layered-image store end to end: derived and non-ostree images made in code (our base
+//! commit layer plus ordinary container layers), pulled into every repository mode, the merge
+//! commit checked out by the real `ostree` and compared with the tree a container runtime would
+//! show; determinism, already-present pulls, state queries, and bad input.
+
+#[path = "../common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+mod derived;
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use ostree_repo::format::Checksum;
+use ostree_repo::{CommitSpec, NoProgress, Repo, RepoMode, TreeOptions};
+use ostree_tar::ExportPlan;
+
+pub static NO: AtomicBool = AtomicBool::new(false);
+
+pub fn scratch() -> tempfile::TempDir {
+    test_support::scratch("oc-store-")
+}
+
+/// Writes a regular file with mode and owner (parents created 0755).
+pub fn put(root: &Path, rel: &str, data: &[u8], mode: u32, uid: u32, gid: u32) {
+    let p = root.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, data).unwrap();
+    std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Creates a directory with mode and owner (parents created 0755).
+pub fn mkdir(root: &Path, rel: &str, mode: u32, uid: u32, gid: u32) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(&p).unwrap();
+    std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Commits `tree` into a new bare-user repository at `dir/source`; returns the repo, the commit
+/// and its commit layer (single-layer export, uncompressed).
+pub fn commit_base(dir: &Path, tree: &Path) -> (Repo, Checksum, Vec<u8>) {
+    let repo = Repo::create(&dir.join("source"), RepoMode::BareUser).unwrap();
+    let mut spec = CommitSpec::new();
+    spec.subject = "base".into();
+    spec.timestamp = Some(1_577_836_800);
+    let commit = repo
+        .commit_directory(tree, None, &TreeOptions::new(), &spec, &NoProgress, &NO)
+        .unwrap();
+    let mut layer = Vec::new();
+    ExportPlan::new(&repo, commit)
+        .unwrap()
+        .write_commit_layer(&mut layer, &HashSet::new())
+        .unwrap();
+    (repo, commit, layer)
+}
+
+/// Builds an uncompressed container layer.
+pub struct LayerTar(tar::Builder<Vec<u8>>);
+
+impl LayerTar {
+    pub fn new() -> Self {
+        LayerTar(tar::Builder::new(Vec::new()))
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_size(size);
+        h.set_mtime(1_600_000_000);
+        h
+    }
+
+    pub fn dir(mut self, path: &str, mode: u32, uid: u64, gid: u64) -> Self {
+        let mut h = Self::header(tar::EntryType::Directory, mode, uid, gid, 0);
+        self.0.append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
+
+    pub fn file(mut self, path: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -> Self {
+        let mut h = Self::header(tar::EntryType::Regular, mode, uid, gid, data.len() as u64);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    pub fn file_with_xattrs(mut self, path: &str, data: &[u8], xattrs: &[(&str, &[u8])]) -> Self {
+        let records: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        self.0
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        self.file(path, data, 0o644, 0, 0)
+    }
+
+    /// A regular file whose name is stored verbatim (the `tar` crate refuses `..`).
+    pub fn raw_file(mut self, path: &str, data: &[u8]) -> Self {
+        let mut h = Self::header(tar::EntryType::Regular, 0o644, 0, 0, data.len() as u64);
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    pub fn whiteout(self, path: &str) -> Self {
+        self.file(path, b"", 0o644, 0, 0)
+    }
+
+    pub fn hardlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = Self::header(tar::EntryType::Link, 0o644, 0, 0, 0);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
