@@ -63,9 +63,15 @@ pub fn commit_base(dir: &Path, tree: &Path) -> (Repo, Checksum, Vec<u8>) {
 /// Builds an uncompressed container layer.
 pub struct LayerTar(tar::Builder<Vec<u8>>);
 
+impl Default for LayerTar {
+    fn default() -> Self {
+        LayerTar(tar::Builder::new(Vec::new()))
+    }
+}
+
 impl LayerTar {
     pub fn new() -> Self {
-        LayerTar(tar::Builder::new(Vec::new()))
+        Self::default()
     }
 
     fn header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64, size: u64) -> tar::Header {
