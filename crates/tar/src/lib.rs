@@ -2,6 +2,8 @@
 //! commit as one `tar export` stream or as a commit layer plus chunk layers, and import such
 //! layers (in any order, concurrently) into a repository of any mode, verifying every object,
 //! that each belongs to the commit, and that the commit is complete before any ref points at it.
+//! Plain OCI/Docker ("derived") layers are imported as one ostree commit each
+//! ([`import_oci_layer`], spec §8.3).
 //!
 //! Synchronous by design: callers with async sources run it on a blocking thread.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
@@ -16,6 +18,7 @@ mod writer;
 pub use error::{ErrorKind, Location, Result, TarError};
 pub use export::{ExportOptions, ExportPlan, XattrsStyle, export_commit};
 pub use import::{
-    ChunkOutcome, EMPTY_DIRTREE, ImportLimits, ImportOptions, ImportOutcome, ImportSession,
-    blob_ref, import_tar,
+    AUTOCREATED_DIRS_KEY, ChunkOutcome, EMPTY_DIRTREE, IMPORTER_VERSION, IMPORTER_VERSION_KEY,
+    ImportLimits, ImportOptions, ImportOutcome, ImportSession, OciLayerOptions, OciLayerOutcome,
+    VarRule, blob_ref, import_oci_layer, import_tar,
 };

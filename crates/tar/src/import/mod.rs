@@ -8,6 +8,7 @@
 //! [`Transaction::commit`].
 
 mod entry;
+mod oci;
 mod parallel;
 mod reader;
 mod validate;
@@ -23,6 +24,10 @@ use ostree_repo::{Repo, Transaction};
 
 use crate::error::{Location, Result, TarError};
 use entry::{LayerImporter, LayerKind, LayerResult};
+pub use oci::{
+    AUTOCREATED_DIRS_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions, OciLayerOutcome,
+    VarRule, import_oci_layer,
+};
 pub use validate::{EMPTY_DIRTREE, ImportLimits};
 
 /// Import settings.

@@ -1,6 +1,7 @@
 //! A streaming tar reader with bounded memory: GNU long names, PAX `path`/`linkpath`/`size`/
-//! `uid`/`gid`, ustar prefixes, header checksums, and an explicit end-of-archive marker (so a
-//! stream cut at a block boundary is reported as truncated, not accepted).
+//! `uid`/`gid`/`SCHILY.xattr.*`, ustar prefixes, header checksums, and an explicit
+//! end-of-archive marker (so a stream cut at a block boundary is reported as truncated, not
+//! accepted).
 //!
 //! We do not use `tar::Archive` for reading because it buffers GNU long names and PAX headers of
 //! any announced size in memory.
@@ -51,6 +52,9 @@ pub struct EntryHeader {
     pub gid: u32,
     /// Data size.
     pub size: u64,
+    /// PAX `SCHILY.xattr.<name>` records, in stream order: (name, raw value bytes). Only the
+    /// derived-layer importer uses them; ostree layers carry xattrs as objects.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Reads members one at a time; the data of the current member is read through
@@ -117,7 +121,11 @@ struct Pax {
     size: Option<u64>,
     uid: Option<u64>,
     gid: Option<u64>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
+
+/// PAX key prefix of an extended attribute (GNU tar, libarchive, Go's archive/tar).
+const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
 
 fn parse_pax(data: &[u8], pax: &mut Pax) -> Result<(), ReadError> {
     let bad = || ReadError::Corrupt("malformed PAX record".into());
@@ -149,7 +157,11 @@ fn parse_pax(data: &[u8], pax: &mut Pax) -> Result<(), ReadError> {
             b"size" => pax.size = Some(num()?),
             b"uid" => pax.uid = Some(num()?),
             b"gid" => pax.gid = Some(num()?),
-            _ => {}
+            _ => {
+                if let Some(name) = k.strip_prefix(PAX_XATTR) {
+                    pax.xattrs.push((name.to_vec(), v.to_vec()));
+                }
+            }
         }
         rest = &rest[len..];
     }
@@ -329,6 +341,7 @@ impl<R: Read> TarReader<R> {
                 uid,
                 gid,
                 size: data,
+                xattrs: std::mem::take(&mut pax.xattrs),
             }));
         }
     }

@@ -4,6 +4,7 @@ mod chunked;
 mod format;
 mod fuzz;
 mod hostile;
+mod oci;
 mod parallel;
 mod roundtrip;
 
