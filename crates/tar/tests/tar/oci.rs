@@ -877,6 +877,28 @@ fn commit_metadata_and_determinism() {
 }
 
 #[test]
+fn root_entry_sets_root_metadata() {
+    let d = scratch();
+    let repo = new_repo(d.path(), "r", RepoMode::Bare);
+    // Late, and without a trailing slash: still the root, and "." leaves the autocreated set.
+    let data = Layer::new()
+        .file("usr/x", b"x")
+        .add(Ent {
+            mode: 0o750,
+            uid: 9,
+            gid: 10,
+            ..ent(".", tar::EntryType::Directory)
+        })
+        .bytes();
+    let out = import(&repo, &data, &opts()).unwrap();
+    let t = walk(&repo, &out.commit);
+    let m = t[""].meta();
+    assert_eq!((m.uid, m.gid, m.mode), (9, 10, S_IFDIR | 0o750));
+    assert_eq!(autocreated(&repo, &out.commit).unwrap(), ["usr"]);
+    fsck_ok(repo.path());
+}
+
+#[test]
 fn limits_and_interrupt() {
     let d = scratch();
     let repo = new_repo(d.path(), "r", RepoMode::Bare);
@@ -893,6 +915,29 @@ fn limits_and_interrupt() {
         ..ImportLimits::default()
     };
     assert_eq!(import_err(&repo, &data, &o).kind(), ErrorKind::TooLarge);
+    let big = Layer::new()
+        .add(Ent {
+            pax: vec![("SCHILY.xattr.user.big".into(), vec![b'v'; 4096])],
+            ..ent("usr/x", tar::EntryType::Regular)
+        })
+        .bytes();
+    let mut o = opts();
+    o.limits = ImportLimits {
+        max_xattrs: 1024,
+        ..ImportLimits::default()
+    };
+    assert_eq!(import_err(&repo, &big, &o).kind(), ErrorKind::TooLarge);
+    let nameless = Layer::new()
+        .add(Ent {
+            pax: vec![("SCHILY.xattr.".into(), b"v".to_vec())],
+            ..ent("usr/x", tar::EntryType::Regular)
+        })
+        .bytes();
+    assert_err(
+        &import_err(&repo, &nameless, &opts()),
+        ErrorKind::Invalid,
+        "xattr name",
+    );
     let stop = AtomicBool::new(true);
     let txn = repo.begin_transaction().unwrap();
     let e = import_oci_layer(&txn, &data[..], DIGEST, &opts(), Some(&stop)).unwrap_err();
