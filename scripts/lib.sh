@@ -1,7 +1,7 @@
 # Shared by demo.sh and test.sh: install what is missing, idempotently.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates)
+APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates tmux)
 
 ensure_packages() {
   local missing=()

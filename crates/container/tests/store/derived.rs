@@ -15,7 +15,8 @@ use test_support::oci::{LayerCompression, NO_LABELS, ostree_labels, write_layout
 use test_support::ostree_cli::OstreeCli;
 
 use crate::common::anon;
-use crate::{LayerTar, commit_base, mkdir, put, scratch};
+use crate::{commit_base, mkdir, put, scratch};
+use test_support::layer::LayerTar;
 
 /// A derived image and the tree a container runtime shows for it.
 struct Fixture {

@@ -1,0 +1,311 @@
+//! Journey tests of `ostree-container image …` (the layered-image store) and of pull progress in a
+//! real 80x24 terminal.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use ostree_repo::{CommitSpec, NoProgress, Repo, RepoMode, TreeOptions};
+use test_support::cli::{Cli, assert_success, path_str, run_ok};
+use test_support::layer::LayerTar;
+use test_support::oci::{LayerCompression, ostree_labels, write_layout};
+use test_support::ostree_cli::OstreeCli;
+
+static NO: AtomicBool = AtomicBool::new(false);
+
+const OC: Cli = Cli::new(env!("CARGO_BIN_EXE_ostree-container"));
+
+fn scratch() -> tempfile::TempDir {
+    test_support::scratch("oc-image-cli-")
+}
+
+struct Image {
+    _dir: tempfile::TempDir,
+    layout: PathBuf,
+}
+
+/// Base commit layer of a small generated tree, plus `derived` container layers.
+fn derived_image(dir: &Path, name: &str, derived: Vec<Vec<u8>>) -> PathBuf {
+    let src = dir.join(format!("{name}-tree"));
+    test_support::tree::generate_tree(&src, &test_support::tree::TreeOptions::default()).unwrap();
+    let repo = Repo::create(&dir.join(format!("{name}-src")), RepoMode::BareUser).unwrap();
+    let mut spec = CommitSpec::new();
+    spec.timestamp = Some(0);
+    let commit = repo
+        .commit_directory(&src, None, &TreeOptions::new(), &spec, &NoProgress, &NO)
+        .unwrap();
+    let mut base = Vec::new();
+    ostree_tar::ExportPlan::new(&repo, commit)
+        .unwrap()
+        .write_commit_layer(&mut base, &HashSet::new())
+        .unwrap();
+    let labels = ostree_labels(&commit.to_hex(), &base);
+    let layout = dir.join(name);
+    let mut layers = vec![base];
+    layers.extend(derived);
+    write_layout(&layout, &layers, &labels, LayerCompression::Gzip).unwrap();
+    layout
+}
+
+fn image() -> &'static Image {
+    static I: OnceLock<Image> = OnceLock::new();
+    I.get_or_init(|| {
+        let dir = scratch();
+        let l1 = LayerTar::new()
+            .dir("usr/", 0o755, 0, 0)
+            .file("usr/bin/added", b"added", 0o755, 0, 0)
+            .dir("opt/", 0o755, 0, 0)
+            .file("opt/dropped", b"x", 0o644, 0, 0)
+            .finish();
+        let layout = derived_image(dir.path(), "img", vec![l1]);
+        Image { _dir: dir, layout }
+    })
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+#[test]
+fn pull_list_history_metadata_remove() {
+    let img = image();
+    let d = scratch();
+    let repo = d.path().join("repo");
+    run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    let imgref = format!(
+        "ostree-unverified-image:oci:{}:latest",
+        img.layout.display()
+    );
+    let plain = format!("oci:{}:latest", img.layout.display());
+    let out = run_ok(OC.cmd().args(["image", "pull", path_str(&repo), &imgref]));
+    let l = lines(&out);
+    assert_eq!(l.len(), 3, "{out}");
+    assert!(
+        l[0].starts_with("layers already present: 0; layers needed: 2 ("),
+        "{out}"
+    );
+    assert_eq!(
+        l[1],
+        "Image contains non-ostree compatible file paths (layer ".to_string()
+            + &image_layer_digest(&img.layout, 1)
+            + "): opt: 2"
+    );
+    let merge = l[2]
+        .strip_prefix(&format!("Wrote: {imgref} => "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(merge.len(), 64);
+    let o = OstreeCli::new().unwrap();
+    o.fsck(&repo).unwrap().check().unwrap();
+    assert_eq!(
+        o.cat(&repo, merge, "/usr/bin/added").unwrap(),
+        b"added".to_vec()
+    );
+    // Pulled again, through the `ostree container` external-command form, quietly.
+    let out = run_ok(OC.cmd().args([
+        "container",
+        "image",
+        "pull",
+        "--quiet",
+        path_str(&repo),
+        &imgref,
+    ]));
+    assert_eq!(out, format!("No changes in {imgref} => {merge}\n"));
+    // Queries.
+    let out = run_ok(OC.cmd().args(["image", "list", "--repo", path_str(&repo)]));
+    assert_eq!(out, format!("{plain}\n"));
+    let out = run_ok(
+        OC.cmd()
+            .args(["image", "history", "--repo", path_str(&repo), &plain]),
+    );
+    let l = lines(&out);
+    assert_eq!(l.len(), 3, "{out}");
+    assert!(
+        l[0].starts_with("ID") && l[0].ends_with("CREATED BY"),
+        "{out}"
+    );
+    let out = run_ok(
+        OC.cmd()
+            .args(["image", "metadata", "--repo", path_str(&repo), &plain]),
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    let out = run_ok(OC.cmd().args([
+        "image",
+        "metadata",
+        "--repo",
+        path_str(&repo),
+        &plain,
+        "--config",
+    ]));
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // Remove, then the image is gone; removing it again is an error.
+    let out = run_ok(
+        OC.cmd()
+            .args(["image", "remove", "--repo", path_str(&repo), &plain]),
+    );
+    assert_eq!(out, "Removed images: 1\n");
+    assert_eq!(
+        run_ok(OC.cmd().args(["image", "list", "--repo", path_str(&repo)])),
+        ""
+    );
+    let out = OC
+        .cmd()
+        .args(["image", "remove", "--repo", path_str(&repo), &plain])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such image"));
+}
+
+fn image_layer_digest(layout: &Path, index: usize) -> String {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = idx["manifests"][0]["digest"].as_str().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(md.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    m["layers"][index]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn progress_fd_reports_derived_layers() {
+    let img = image();
+    let d = scratch();
+    let repo = d.path().join("repo");
+    run_ok(
+        OC.cmd()
+            .args(["repo", "init", "--repo", path_str(&repo), "--mode", "bare"]),
+    );
+    let log = d.path().join("progress.jsonl");
+    let script = format!(
+        "exec 3>{} && exec {} image pull --quiet --progress-fd 3 {} ostree-unverified-image:oci:{}:latest",
+        log.display(),
+        OC.path(),
+        repo.display(),
+        img.layout.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_success(&out);
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let layers = events.iter().find(|e| e["event"] == "layers").unwrap();
+    let roles: Vec<&str> = layers["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["commit", "derived"]);
+    assert_eq!(layers["present"], 0);
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "layer-done").count(),
+        2
+    );
+    assert_eq!(events.last().unwrap()["event"], "done");
+}
+
+#[test]
+fn progress_fits_an_80x24_terminal() {
+    let d = scratch();
+    // Many derived layers with incompressible content, so the pull runs for a few seconds.
+    let mut rng = test_support::tree::Rng::new(5);
+    let layers: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            LayerTar::new()
+                .file(
+                    &format!("usr/share/blob{i}"),
+                    &rng.bytes(2 << 20),
+                    0o644,
+                    0,
+                    0,
+                )
+                .finish()
+        })
+        .collect();
+    let layout = derived_image(d.path(), "many", layers);
+    let repo = d.path().join("repo");
+    run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    let session = format!("oc-progress-{}", std::process::id());
+    let cmd = format!(
+        "{} image pull --layer-concurrency 2 {} ostree-unverified-image:oci:{}:latest; echo EXIT=$?; sleep 30",
+        OC.path(),
+        repo.display(),
+        layout.display()
+    );
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux (Debian package tmux) is required")
+    };
+    assert_success(&tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &cmd,
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut saw_bars = false;
+    let mut final_screen = String::new();
+    while Instant::now() < deadline {
+        let out = tmux(&["capture-pane", "-p", "-t", &session]);
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in screen.lines() {
+            assert!(line.chars().count() <= 80, "line wider than 80: {line:?}");
+        }
+        let bar_lines = screen.lines().filter(|l| l.contains("derived ")).count();
+        // In flight: the fetch concurrency, plus one whose bytes are in while it is finished.
+        assert!(bar_lines <= 3, "more bars than layers in flight:\n{screen}");
+        if screen.contains("/41]") && bar_lines > 0 {
+            saw_bars = true;
+        }
+        if screen.contains("EXIT=") {
+            final_screen = screen;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert!(
+        final_screen.contains("EXIT=0"),
+        "pull failed or hung:\n{final_screen}"
+    );
+    assert!(
+        final_screen.contains("layers already present: 0; layers needed: 41"),
+        "{final_screen}"
+    );
+    assert!(final_screen.contains("Wrote: "), "{final_screen}");
+    assert!(saw_bars, "never saw the overall line with in-flight bars");
+}
