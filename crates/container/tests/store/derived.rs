@@ -499,3 +499,138 @@ async fn async_api_from_inside_a_runtime() {
     assert!(matches!(e, StoreError::DerivedImage { .. }), "{e}");
     assert!(e.to_string().contains("image pull"), "{e}");
 }
+
+#[test]
+fn merge_commit_deploys_with_ostree_admin() {
+    let d = scratch();
+    let tree = d.path().join("os");
+    mkdir(&tree, "", 0o755, 0, 0);
+    put(
+        &tree,
+        "usr/lib/modules/6.1.0/vmlinuz",
+        b"kernel",
+        0o644,
+        0,
+        0,
+    );
+    put(
+        &tree,
+        "usr/lib/modules/6.1.0/initramfs.img",
+        b"initrd",
+        0o644,
+        0,
+        0,
+    );
+    put(&tree, "usr/lib/os-release", b"ID=test\n", 0o644, 0, 0);
+    put(&tree, "usr/etc/os-config", b"base\n", 0o644, 0, 0);
+    let (_, base, base_layer) = commit_base(d.path(), &tree);
+    let layer = LayerTar::new()
+        .dir("usr/", 0o755, 0, 0)
+        .file("usr/bin/tool", b"#!/bin/sh\n", 0o755, 0, 0)
+        .dir("etc/", 0o755, 0, 0)
+        .file("etc/motd", b"derived\n", 0o644, 0, 0)
+        .finish();
+    let img = d.path().join("img");
+    write_layout(
+        &img,
+        &[base_layer.clone(), layer],
+        &ostree_labels(&base.to_hex(), &base_layer),
+        LayerCompression::Gzip,
+    )
+    .unwrap();
+    let sysroot = d.path().join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
+    let o = OstreeCli::new().unwrap();
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(o.bin())
+            .arg("admin")
+            .args(args)
+            .arg(format!("--sysroot={}", sysroot.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ostree admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let init = std::process::Command::new(o.bin())
+        .args(["admin", "init-fs"])
+        .arg(&sysroot)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    admin(&["os-init", "testos"]);
+    let repo = Repo::open(&sysroot.join("ostree/repo")).unwrap();
+    let (out, _) = pull(
+        &repo,
+        &format!("ostree-unverified-image:oci:{}:latest", img.display()),
+    )
+    .unwrap();
+    let merge = out.merge_commit.unwrap().to_hex();
+    admin(&["deploy", "--os=testos", &merge]);
+    let deployed = sysroot.join(format!("ostree/deploy/testos/deploy/{merge}.0"));
+    assert_eq!(
+        std::fs::read(deployed.join("usr/bin/tool")).unwrap(),
+        b"#!/bin/sh\n"
+    );
+    assert_eq!(
+        std::fs::read(deployed.join("etc/motd")).unwrap(),
+        b"derived\n"
+    );
+    assert_eq!(
+        std::fs::read(deployed.join("etc/os-config")).unwrap(),
+        b"base\n"
+    );
+    assert!(
+        std::fs::read_dir(sysroot.join("boot/loader/entries"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "a boot entry was written"
+    );
+}
+
+#[test]
+fn bare_user_only_keeps_canonical_permissions() {
+    let d = scratch();
+    let tree = d.path().join("canon");
+    mkdir(&tree, "", 0o755, 0, 0);
+    put(&tree, "usr/bin/a", b"a", 0o755, 0, 0);
+    put(&tree, "usr/share/f", b"f", 0o644, 0, 0);
+    let (_, base, base_layer) = commit_base(d.path(), &tree);
+    let layer = LayerTar::new()
+        .dir("usr/", 0o755, 0, 0)
+        .dir("usr/private/", 0o700, 1000, 1000)
+        .file("usr/bin/suid", b"s", 0o4755, 1000, 1000)
+        .file_with_xattrs("usr/share/x", b"x", &[("user.a", b"b")])
+        .finish();
+    let img = d.path().join("img");
+    write_layout(
+        &img,
+        &[base_layer.clone(), layer],
+        &ostree_labels(&base.to_hex(), &base_layer),
+        LayerCompression::Gzip,
+    )
+    .unwrap();
+    let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUserOnly).unwrap();
+    let (out, _) = pull(
+        &repo,
+        &format!("ostree-unverified-image:oci:{}:latest", img.display()),
+    )
+    .unwrap();
+    // As libostree's canonical permissions: owner 0:0, mode & 0755, no xattrs.
+    let expected = d.path().join("expected");
+    mkdir(&expected, "", 0o755, 0, 0);
+    put(&expected, "usr/bin/a", b"a", 0o755, 0, 0);
+    put(&expected, "usr/share/f", b"f", 0o644, 0, 0);
+    mkdir(&expected, "usr/private", 0o700, 0, 0);
+    put(&expected, "usr/bin/suid", b"s", 0o755, 0, 0);
+    put(&expected, "usr/share/x", b"x", 0o644, 0, 0);
+    assert_merge_matches(
+        &repo,
+        &out.merge_commit.unwrap(),
+        &expected,
+        &d.path().join("co"),
+    );
+}
