@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use ostree_format::{
-    Checksum, Commit, DirTree, FileMeta, MetaDict, ObjectType, S_IFLNK, S_IFMT, TreeDir, TreeFile,
-    Xattrs, validate_filename,
+    Checksum, Commit, FileMeta, MetaDict, ObjectType, S_IFLNK, S_IFMT, Xattrs, validate_filename,
 };
 use rayon::prelude::*;
 
 use crate::config::RepoMode;
 use crate::error::{IoContext, RepoError, Result};
+use crate::mtree::{MtreeEntry, MutableTree};
 use crate::progress::{Progress, check_interrupt};
 use crate::repo::Repo;
 use crate::sys;
@@ -156,25 +156,7 @@ impl Transaction<'_> {
         node: &DirNode,
         checksums: &[Checksum],
     ) -> Result<(Checksum, Checksum)> {
-        let mut tree = DirTree::default();
-        for (name, idx) in &node.files {
-            tree.files.push(TreeFile {
-                name: name.clone(),
-                checksum: checksums[*idx],
-            });
-        }
-        for (name, child) in &node.dirs {
-            let (t, m) = self.write_dir_node(child, checksums)?;
-            tree.dirs.push(TreeDir {
-                name: name.clone(),
-                tree: t,
-                meta: m,
-            });
-        }
-        tree.sort();
-        let t = self.write_metadata(ObjectType::DirTree, None, &tree.to_bytes())?;
-        let m = self.write_metadata(ObjectType::DirMeta, None, &node.meta.to_dirmeta_bytes())?;
-        Ok((t, m))
+        to_mtree(node, checksums).write(self)
     }
 
     /// Writes a commit object for a tree already in the transaction and returns its checksum.
@@ -230,6 +212,18 @@ impl Repo {
         tracing::debug!(elapsed = ?started.elapsed(), "transaction committed");
         Ok(commit)
     }
+}
+
+/// The scanned tree as a [`MutableTree`], which writes the dirtree/dirmeta objects.
+fn to_mtree(node: &DirNode, checksums: &[Checksum]) -> MutableTree {
+    let mut entries = std::collections::BTreeMap::new();
+    for (name, idx) in &node.files {
+        entries.insert(name.clone(), MtreeEntry::File(checksums[*idx]));
+    }
+    for (name, child) in &node.dirs {
+        entries.insert(name.clone(), MtreeEntry::Dir(to_mtree(child, checksums)));
+    }
+    MutableTree::from_entries(node.meta.clone(), entries)
 }
 
 fn read_meta(

@@ -79,6 +79,15 @@ impl MutableTree {
         }
     }
 
+    /// A new directory with `meta` and `entries`.
+    pub fn from_entries(meta: FileMeta, entries: BTreeMap<String, MtreeEntry>) -> Self {
+        MutableTree {
+            meta: Meta::New(meta),
+            origin: None,
+            entries: Some(entries),
+        }
+    }
+
     /// The directory stored as (`tree`, `meta`), not loaded yet.
     pub fn from_stored(tree: Checksum, meta: Checksum) -> Self {
         MutableTree {

@@ -3,6 +3,7 @@
 mod bad_input;
 mod concurrency;
 mod differential;
+mod mtree;
 mod publish;
 mod reading;
 mod refs;
