@@ -27,8 +27,12 @@ pub enum ImageCommand {
     History(ImageArg),
     /// Print a stored image's manifest (or config) as JSON.
     Metadata(MetadataArgs),
-    /// Remove stored images (their layers stay until garbage collection).
+    /// Remove stored images and (unless --skip-gc) the layers no other image uses.
     Remove(RemoveArgs),
+    /// Remove the layer refs no stored image or deployment uses.
+    PruneLayers(RepoArg),
+    /// Forget the pending update a check recorded for an image.
+    ClearCachedUpdate(ImageArg),
 }
 
 /// `--repo`.
@@ -55,8 +59,11 @@ pub struct MetadataArgs {
     #[command(flatten)]
     image: ImageArg,
     /// Print the image configuration instead of the manifest.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cached_update")]
     config: bool,
+    /// Print the manifest of the pending update a check recorded.
+    #[arg(long)]
+    cached_update: bool,
 }
 
 /// `image remove`.
@@ -68,6 +75,9 @@ pub struct RemoveArgs {
     /// Images to remove.
     #[arg(required = true)]
     imgrefs: Vec<ImageReference>,
+    /// Keep the layers (no garbage collection).
+    #[arg(long)]
+    skip_gc: bool,
 }
 
 /// `image pull`.
@@ -83,8 +93,49 @@ pub struct PullArgs {
     /// Write progress as JSON lines to this file descriptor.
     #[arg(long, value_name = "FD")]
     progress_fd: Option<u32>,
+    /// Only check for an update: write its manifest to FILE (relative to the working
+    /// directory) and record it as the image's pending update; fetch no layers.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
     #[command(flatten)]
     proxy: ProxyOpts,
+}
+
+/// `container compare OLD NEW`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The old image.
+    old: OstreeImageReference,
+    /// The new image.
+    new: OstreeImageReference,
+    #[command(flatten)]
+    proxy: ProxyOpts,
+}
+
+/// The CLI owns the runtime; the library's async functions run on it.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `container compare`: the manifest diff of two images.
+pub fn run_compare(a: CompareArgs) -> Result<u8> {
+    let rt = runtime()?;
+    let (old, new) = rt.block_on(async {
+        let old =
+            ostree_container::unencapsulate::fetch_manifest_async(&a.old, a.proxy.to_config());
+        let new =
+            ostree_container::unencapsulate::fetch_manifest_async(&a.new, a.proxy.to_config());
+        tokio::try_join!(old, new)
+    })?;
+    let mut out = std::io::stdout().lock();
+    for line in store::diff::ManifestDiff::new(&old.0, &new.0).lines() {
+        writeln!(out, "{line}")?;
+    }
+    Ok(0)
 }
 
 fn open(repo: &std::path::Path) -> Result<Repo> {
@@ -124,16 +175,35 @@ pub fn run(cmd: ImageCommand, interrupt: &Arc<AtomicBool>) -> Result<u8> {
         }
         ImageCommand::Metadata(a) => {
             let state = stored(&a.image)?;
-            let json = if a.config {
-                serde_json::to_string(&serde_json::to_value(&state.config)?)?
+            let value = if a.config {
+                serde_json::to_value(&state.config)?
+            } else if a.cached_update {
+                let u = state
+                    .cached_update
+                    .with_context(|| format!("{}: no pending update recorded", a.image.imgref))?;
+                serde_json::to_value(&u.manifest)?
             } else {
-                serde_json::to_string(&serde_json::to_value(&state.manifest)?)?
+                serde_json::to_value(&state.manifest)?
             };
-            writeln!(out, "{json}")?;
+            // serde_json's map is sorted: canonical JSON, as the reference prints since 2025.
+            writeln!(out, "{}", serde_json::to_string(&value)?)?;
         }
         ImageCommand::Remove(a) => {
-            let n = remove_images(&open(&a.repo)?, &a.imgrefs)?;
-            writeln!(out, "Removed images: {n}")?;
+            let repo = open(&a.repo)?;
+            let n = remove_images(&repo, &a.imgrefs)?;
+            let layers = if a.skip_gc {
+                0
+            } else {
+                store::gc_image_layers(&repo)?
+            };
+            writeln!(out, "Removed images: {n} layers: {layers}")?;
+        }
+        ImageCommand::PruneLayers(a) => {
+            let n = store::gc_image_layers(&open(&a.repo)?)?;
+            writeln!(out, "Removed layers: {n}")?;
+        }
+        ImageCommand::ClearCachedUpdate(a) => {
+            store::clear_cached_update(&open(&a.repo)?, &a.imgref)?;
         }
     }
     Ok(0)
@@ -146,38 +216,90 @@ fn stored(a: &ImageArg) -> Result<store::ImageState> {
 
 fn pull(a: PullArgs, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     let repo = open(&a.repo)?;
-    let mut renderer = ImportRenderer::new(a.quiet, a.progress_fd)?;
-    renderer.summary = !a.quiet;
-    let renderer = Arc::new(renderer);
+    let renderer = Arc::new(ImportRenderer::new(a.quiet, a.progress_fd)?);
     let mut opts = PullOptions::new();
     opts.fetch = a.proxy.to_config();
     opts.progress = Some(renderer.clone());
     opts.interrupt = Some(Arc::clone(interrupt));
-    let result = store::pull_blocking(&repo, &a.imgref, opts);
-    let merge = result.as_ref().ok().and_then(|(o, _)| o.merge_commit);
+    let rt = runtime()?;
+    let result = rt.block_on(pull_steps(&repo, &a, &mut opts));
     renderer.finish(
         result
             .as_ref()
             .ok()
-            .and_then(|(o, _)| merge.as_ref().map(|m| (m, o.already_present))),
+            .and_then(|r| r.as_ref().map(|(m, p)| (m, *p))),
     );
-    let (outcome, _) = result?;
-    let merge = merge.context("internal: a store pull without a merge commit")?;
-    let mut out = std::io::stdout().lock();
-    for (digest, counts) in &outcome.filtered {
-        if !counts.is_empty() {
-            let list: Vec<String> = counts.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-            writeln!(
-                out,
-                "Image contains non-ostree compatible file paths (layer {digest}): {}",
-                list.join(", ")
-            )?;
+    result?;
+    Ok(0)
+}
+
+/// prepare, print what the reference prints, import; `None` for a check.
+async fn pull_steps(
+    repo: &Repo,
+    a: &PullArgs,
+    opts: &mut PullOptions,
+) -> Result<Option<(ostree_repo::format::Checksum, bool)>> {
+    let prep = match store::prepare(repo, &a.imgref, opts).await? {
+        store::PrepareResult::AlreadyPresent(s) => {
+            println!("No changes in {} => {}", a.imgref, s.merge_commit);
+            return Ok(Some((s.merge_commit, true)));
+        }
+        store::PrepareResult::CommitPresent { .. } => {
+            anyhow::bail!("internal: a store pull found a bare commit")
+        }
+        store::PrepareResult::Ready(p) => p,
+    };
+    if let Some(check) = &a.check {
+        let json = serde_json::to_vec(&prep.manifest)?;
+        write_atomic(check, &json)?;
+        println!(
+            "Update available for {}: {}",
+            a.imgref, prep.manifest_digest
+        );
+        prep.close().await?;
+        return Ok(None);
+    }
+    if let Some(diff) = prep.manifest_diff() {
+        for line in diff.lines() {
+            println!("{line}");
         }
     }
-    if outcome.already_present {
-        writeln!(out, "No changes in {} => {merge}", a.imgref)?;
-    } else {
-        writeln!(out, "Wrote: {} => {merge}", a.imgref)?;
+    if !a.quiet
+        && let Some(status) = prep.layer_status()
+    {
+        println!("{status}");
     }
-    Ok(0)
+    let outcome = store::import(repo, prep, opts).await?;
+    let merge = outcome
+        .merge_commit
+        .context("internal: a store pull without a merge commit")?;
+    let mut dropped: std::collections::BTreeMap<&str, u32> = Default::default();
+    for (_, counts) in &outcome.filtered {
+        for (k, n) in counts {
+            *dropped.entry(k.as_str()).or_default() += n;
+        }
+    }
+    if !dropped.is_empty() {
+        let list: Vec<String> = dropped.iter().map(|(k, n)| format!(" {k}: {n}")).collect();
+        eprintln!(
+            "Image contains non-ostree compatible file paths:{}",
+            list.concat()
+        );
+    }
+    println!("Wrote: {} => {merge}", a.imgref);
+    Ok(Some((merge, false)))
+}
+
+/// Writes `path` (relative to the working directory) through a temporary file and a rename.
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.write_all(data)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }

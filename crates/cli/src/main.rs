@@ -35,7 +35,9 @@ enum Command {
     Encapsulate(encapsulate_cmd::EncapsulateArgs),
     /// Show an image's digest and ostree labels.
     Info(container_cmd::InfoArgs),
-    /// The layered-image store: pull, list, history, metadata, remove.
+    /// The manifest diff of two images (layers added and removed).
+    Compare(image_cmd::CompareArgs),
+    /// The layered-image store: pull, list, history, metadata, remove, prune-layers.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
     /// Native OSTree repository plumbing (init, commit, checkout, fsck, ls, refs).
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
         Command::Encapsulate(a) => encapsulate_cmd::run(a, &interrupt),
         Command::Info(a) => container_cmd::run_info(a),
         Command::Image(cmd) => image_cmd::run(cmd, &interrupt),
+        Command::Compare(a) => image_cmd::run_compare(a),
         Command::Repo(cmd) => repo_cmd::run(cmd, &interrupt),
         Command::Tar(cmd) => tar_cmd::run(cmd, &interrupt),
     };

@@ -39,8 +39,6 @@ struct Bars {
 /// Renders a pull.
 pub struct ImportRenderer {
     bars_enabled: bool,
-    /// Print `layers already present: N; layers needed: M (SIZE)` on stdout (image pull).
-    pub summary: bool,
     json: Option<Mutex<File>>,
     state: Arc<Mutex<Vec<LayerPlan>>>,
     bars: Arc<Mutex<Option<Bars>>>,
@@ -80,7 +78,6 @@ impl ImportRenderer {
         };
         Ok(ImportRenderer {
             bars_enabled: !quiet && std::io::stderr().is_terminal(),
-            summary: false,
             json,
             state: Arc::default(),
             bars: Arc::default(),
@@ -193,14 +190,6 @@ impl ImportProgress for ImportRenderer {
             .map(|l| json!({"index": l.index, "digest": l.digest, "size": l.size, "role": l.role.as_str()}))
             .collect();
         self.emit(json!({"event": "layers", "present": present, "layers": list}));
-        if self.summary {
-            let size: u64 = layers.iter().map(|l| l.size).sum();
-            println!(
-                "layers already present: {present}; layers needed: {} ({})",
-                layers.len(),
-                indicatif::HumanBytes(size)
-            );
-        }
         if let Ok(mut s) = self.state.lock() {
             *s = layers.to_vec();
         }

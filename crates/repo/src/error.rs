@@ -83,6 +83,16 @@ pub enum RepoError {
         /// The timeout.
         secs: i64,
     },
+    /// A compare-and-swap ref update found the ref moved by someone else.
+    #[error("ref {name} changed under us: expected {}, found {}", fmt_opt(expected), fmt_opt(found))]
+    RefChanged {
+        /// The ref.
+        name: String,
+        /// What the caller read before.
+        expected: Option<Checksum>,
+        /// What it holds now.
+        found: Option<Checksum>,
+    },
     /// Writing would eat into the `min-free-space` reserve.
     #[error("not enough free space in {}: writing {needed} more bytes would cross the min-free-space reserve ({reserve})", path.display())]
     NoSpace {
@@ -181,11 +191,15 @@ impl RepoError {
             | RepoError::ModeRestriction { .. }
             | RepoError::UnsupportedFile { .. }
             | RepoError::XattrsUnsupported { .. } => ErrorKind::Unsupported,
-            RepoError::LockTimeout { .. } => ErrorKind::Locked,
+            RepoError::LockTimeout { .. } | RepoError::RefChanged { .. } => ErrorKind::Locked,
             RepoError::NoSpace { .. } => ErrorKind::NoSpace,
             RepoError::Interrupted => ErrorKind::Interrupted,
         }
     }
+}
+
+fn fmt_opt(c: &Option<Checksum>) -> String {
+    c.map_or_else(|| "no ref".to_string(), |c| c.to_string())
 }
 
 /// Shorthand.

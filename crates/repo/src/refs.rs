@@ -149,6 +149,50 @@ impl Repo {
         self.write_ref(spec, target)
     }
 
+    /// Sets (or with `None` deletes) `spec` only if it still holds `expected`; returns whether it
+    /// was changed. `lock` is a repository lock the caller holds (shared or exclusive); the
+    /// check and the write are atomic against every other compare-and-swap of this library.
+    pub fn swap_ref(
+        &self,
+        lock: &crate::RepoLock,
+        spec: &str,
+        expected: Option<&Checksum>,
+        target: Option<&Checksum>,
+    ) -> Result<bool> {
+        validate_ref_spec(spec)?;
+        let _held = lock;
+        let _cas = self.cas_lock()?;
+        if self.read_ref(spec)?.as_ref() != expected {
+            return Ok(false);
+        }
+        self.write_ref(spec, target)?;
+        Ok(true)
+    }
+
+    /// The lock that makes compare-and-swap ref updates atomic between our writers
+    /// (`tmp/ostree-container-refs.lock`; libostree has none, its writers simply overwrite).
+    pub(crate) fn cas_lock(&self) -> Result<fs::File> {
+        let path = self.path.join("tmp/ostree-container-refs.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .io("open", &path)?;
+        loop {
+            if crate::sys::ofd_lock(
+                std::os::fd::AsFd::as_fd(&f),
+                crate::sys::LockKind::Exclusive,
+            )
+            .io("lock", &path)?
+            {
+                return Ok(f);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Writes a ref file: temp file in the same directory, fdatasync, rename; then bumps the
     /// repository mtime.
     pub(crate) fn write_ref(&self, spec: &str, target: Option<&Checksum>) -> Result<()> {

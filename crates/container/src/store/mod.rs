@@ -9,7 +9,9 @@
 //! `unencapsulate` are the blocking wrappers.
 
 mod bridge;
+pub mod diff;
 pub mod error;
+pub mod gc;
 pub mod merge;
 mod pipeline;
 pub mod refs;
@@ -24,8 +26,10 @@ use ostree_repo::Repo;
 use ostree_repo::format::Checksum;
 
 pub use self::error::{ErrorKind, StoreError};
+pub use self::gc::gc_image_layers;
 pub use self::state::{
-    HistoryEntry, ImageState, image_history, list_images, query_image, remove_images,
+    CachedUpdate, HistoryEntry, ImageState, clear_cached_update, image_history, list_images,
+    query_image, remove_images,
 };
 pub use ostree_tar::VarRule;
 
@@ -96,6 +100,8 @@ pub struct PullOptions {
     /// Keep top-level directories other than `usr`, `etc`, `var` in derived layers of ostree
     /// images (always kept for non-ostree images).
     pub allow_non_usr: bool,
+    /// Skip the garbage collection of unused layer refs after a store pull.
+    pub disable_gc: bool,
     pub(crate) mode: PullMode,
 }
 
@@ -116,6 +122,7 @@ impl Default for PullOptions {
             interrupt: None,
             var_rule: VarRule::default(),
             allow_non_usr: false,
+            disable_gc: false,
             mode: PullMode::Image,
         }
     }
@@ -155,6 +162,9 @@ pub struct LayerState {
     pub ref_name: String,
     /// The commit the layer ref holds, if the layer is already here.
     pub present: Option<Checksum>,
+    /// Present because another stored layer has the same diff_id (its ref is written for this
+    /// digest too when the pull publishes).
+    pub reused_by_diff_id: bool,
 }
 
 /// A pull ready to fetch what is missing.
@@ -188,6 +198,34 @@ impl std::fmt::Debug for PreparedImport {
 }
 
 impl PreparedImport {
+    /// What changed since the stored version of this image, if there is one.
+    pub fn manifest_diff(&self) -> Option<diff::ManifestDiff> {
+        self.previous
+            .as_ref()
+            .map(|p| diff::ManifestDiff::new(&p.manifest, &self.manifest))
+    }
+
+    /// `layers already present: N; layers needed: M (SIZE)`, as the reference prints it
+    /// (`None` when nothing is to be fetched).
+    pub fn layer_status(&self) -> Option<String> {
+        let needed: Vec<_> = self.layers_to_fetch().collect();
+        (!needed.is_empty()).then(|| {
+            let size = needed.iter().map(|l| l.size).sum();
+            format!(
+                "layers already present: {}; layers needed: {} ({})",
+                self.layers.len() - needed.len(),
+                needed.len(),
+                diff::format_size(size)
+            )
+        })
+    }
+
+    /// Ends the pull here (a check for updates): closes the image.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.fetcher.finish().await?;
+        Ok(())
+    }
+
     /// Layers to fetch.
     pub fn layers_to_fetch(&self) -> impl Iterator<Item = &LayerState> {
         self.layers.iter().filter(|l| l.present.is_none())
@@ -284,6 +322,18 @@ pub async fn prepare(
 ) -> Result<PrepareResult, StoreError> {
     let image = imgref.to_string();
     check_signature_source(imgref, &opts.fetch)?;
+    let base_only = matches!(opts.mode, PullMode::BaseCommit { .. });
+    let previous = if base_only {
+        None
+    } else {
+        query_image(repo, &imgref.imgref)?
+    };
+    // A pull by digest of what is stored needs no network at all.
+    if let (Some(prev), Some((_, digest))) = (&previous, imgref.imgref.name.rsplit_once('@'))
+        && prev.manifest_digest == digest
+    {
+        return Ok(PrepareResult::AlreadyPresent(Box::new(prev.clone())));
+    }
     let fetch = std::mem::take(&mut opts.fetch);
     let fetcher = ImageFetcher::open(&imgref.imgref, fetch).await?;
     if imgref.sigverify == SignatureSource::ContainerPolicy
@@ -295,7 +345,6 @@ pub async fn prepare(
         });
     }
     let (manifest, manifest_digest, config) = fetcher.fetch_manifest_and_config().await?;
-    let base_only = matches!(opts.mode, PullMode::BaseCommit { .. });
     let layout = match parse_layout(&manifest, &config) {
         Ok(l) => Some(l),
         Err(LayoutError::NotOstree) if !base_only => None,
@@ -314,17 +363,16 @@ pub async fn prepare(
         p.image(&manifest_digest, layout.as_ref().map(|l| &l.commit));
     }
     let rerr = repo_err(&image);
-    let previous = if base_only {
-        None
-    } else {
-        query_image(repo, &imgref.imgref)?
-    };
-    if let Some(prev) = &previous
-        && (prev.manifest_digest == manifest_digest
-            || prev.manifest.config().digest() == manifest.config().digest())
-    {
-        fetcher.finish().await?;
-        return Ok(PrepareResult::AlreadyPresent(Box::new(prev.clone())));
+    if let Some(prev) = &previous {
+        if prev.manifest_digest == manifest_digest
+            || prev.manifest.config().digest() == manifest.config().digest()
+        {
+            fetcher.finish().await?;
+            return Ok(PrepareResult::AlreadyPresent(Box::new(prev.clone())));
+        }
+        // As the reference: the pending update is recorded on the current merge commit, so
+        // that it can be queried offline (`upgrade --check`).
+        state::cache_update(repo, prev, &manifest_digest, &manifest, &config)?;
     }
     if base_only
         && let Some(l) = &layout
@@ -348,6 +396,11 @@ pub async fn prepare(
             ),
         });
     }
+    let by_diff_id = if base_only {
+        Default::default()
+    } else {
+        state::layers_by_diff_id(repo)?
+    };
     let mut layers = Vec::with_capacity(manifest.layers().len());
     for (index, (desc, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
         let role = match &layout {
@@ -357,9 +410,17 @@ pub async fn prepare(
         };
         let digest = desc.digest().to_string();
         let ref_name = refs::blob_ref(&digest)?;
+        let mut reused = false;
         let present = match repo.read_ref(&ref_name).map_err(&rerr)? {
             Some(c) if !repo.is_commit_partial(&c) => Some(c),
-            _ => None,
+            // The same content under another digest (recompressed): its commit serves.
+            _ => match by_diff_id.get(diff_id) {
+                Some(c) if !repo.is_commit_partial(c) => {
+                    reused = true;
+                    Some(*c)
+                }
+                _ => None,
+            },
         };
         layers.push(LayerState {
             index,
@@ -369,6 +430,7 @@ pub async fn prepare(
             role,
             ref_name,
             present,
+            reused_by_diff_id: reused,
         });
     }
     if base_only && let Some(l) = &layout {
@@ -393,7 +455,24 @@ pub async fn import(
     prepared: Box<PreparedImport>,
     opts: &PullOptions,
 ) -> Result<PullOutcome, StoreError> {
-    pipeline::run(repo, *prepared, opts).await
+    let out = pipeline::run(repo, *prepared, opts).await?;
+    if opts.mode == PullMode::Image && !opts.disable_gc {
+        gc::gc_image_layers(repo)?;
+    }
+    Ok(out)
+}
+
+/// Checks for an update without fetching layers: `None` if the stored image is current, else
+/// the new manifest (also recorded in the stored image's state as its cached update).
+pub async fn check_for_update(
+    repo: &Repo,
+    imgref: &OstreeImageReference,
+    mut opts: PullOptions,
+) -> Result<Option<Box<PreparedImport>>, StoreError> {
+    match prepare(repo, imgref, &mut opts).await? {
+        PrepareResult::Ready(p) => Ok(Some(p)),
+        _ => Ok(None),
+    }
 }
 
 /// [`prepare`] then [`import`].

@@ -55,6 +55,8 @@ struct Work {
     image: String,
     mode: PullMode,
     image_ref: Option<String>,
+    /// What the image ref held when the pull was prepared.
+    previous_merge: Option<Checksum>,
     layers: Vec<LayerState>,
     layout: Option<OstreeLayout>,
     merge: MergeMeta,
@@ -148,6 +150,7 @@ pub(super) async fn run(
         image: image.clone(),
         mode: opts.mode.clone(),
         image_ref,
+        previous_merge: p.previous.as_ref().map(|s| s.merge_commit),
         layers: p.layers.clone(),
         layout: p.layout.clone(),
         merge,
@@ -356,6 +359,12 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             }));
         }
     }
+    // Layers found by diff_id under another digest get a ref for this digest too.
+    for l in work.layers.iter().filter(|l| l.reused_by_diff_id) {
+        if let Some(c) = l.present {
+            txn.set_ref(&l.ref_name, Some(c)).map_err(repo_err)?;
+        }
+    }
     let mut filtered = Vec::new();
     let mut layer_commits = Vec::new();
     for l in work.layers.iter().filter(|l| l.role == LayerRole::Derived) {
@@ -380,7 +389,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             let mut meta = work.merge.clone();
             meta.filtered = filtered.iter().cloned().collect();
             let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
-            txn.set_ref(image_ref, Some(m)).map_err(repo_err)?;
+            // Compare-and-swap: a concurrent pull that moved the image ref wins; we fail.
+            txn.set_ref_expecting(image_ref, work.previous_merge, Some(m))
+                .map_err(repo_err)?;
             Some(m)
         }
         (PullMode::BaseCommit { write_ref }, _) => {

@@ -76,6 +76,15 @@ struct Staging {
     lock_file: File,
 }
 
+/// A queued ref update.
+#[derive(Debug, Clone)]
+struct PendingRef {
+    name: String,
+    target: Option<Checksum>,
+    /// `Some(x)`: only if the ref still holds `x` (`Some(None)`: only if it does not exist).
+    expected: Option<Option<Checksum>>,
+}
+
 /// An open transaction. Writes may come from several threads at once (`&Transaction` is `Sync`).
 /// Dropping it without [`Transaction::commit`] aborts: staged objects are discarded, no ref moves.
 pub struct Transaction<'r> {
@@ -88,7 +97,8 @@ pub struct Transaction<'r> {
     flusher: flush::Flusher,
     /// The umask files in the staging directory get, if known (see `sys::creation_umask`).
     create_umask: Option<u32>,
-    pending_refs: Mutex<Vec<(String, Option<Checksum>)>>,
+    /// (ref, target, expected current value if compare-and-swap).
+    pending_refs: Mutex<Vec<PendingRef>>,
     partial: Mutex<Vec<Checksum>>,
     budget: Option<Budget>,
     stats: AtomicStats,
@@ -234,9 +244,34 @@ impl<'r> Transaction<'r> {
     /// objects are durable and the commit is proven complete.
     pub fn set_ref(&self, name: &str, target: Option<Checksum>) -> Result<()> {
         crate::refs::validate_ref_spec(name)?;
-        if let Ok(mut r) = self.pending_refs.lock() {
-            r.push((name.to_string(), target));
-        }
+        self.pending_refs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PendingRef {
+                name: name.to_string(),
+                target,
+                expected: None,
+            });
+        Ok(())
+    }
+
+    /// Like [`Transaction::set_ref`], but the commit fails with [`RepoError::RefChanged`] (and
+    /// writes no ref) unless the ref still holds `expected` (`None`: does not exist) then.
+    pub fn set_ref_expecting(
+        &self,
+        name: &str,
+        expected: Option<Checksum>,
+        target: Option<Checksum>,
+    ) -> Result<()> {
+        crate::refs::validate_ref_spec(name)?;
+        self.pending_refs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PendingRef {
+                name: name.to_string(),
+                target,
+                expected: Some(expected),
+            });
         Ok(())
     }
 
@@ -246,11 +281,7 @@ impl<'r> Transaction<'r> {
     /// partial markers. The proof may run before the move: objects are only ever added, and the
     /// shared repository lock keeps `ostree prune` out until we are done.
     pub fn commit(mut self) -> Result<TxnStats> {
-        let refs = self
-            .pending_refs
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
+        let refs = std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
         let partial = self
             .partial
             .lock()
@@ -281,8 +312,27 @@ impl<'r> Transaction<'r> {
             return Err(e);
         }
 
-        for (name, target) in &refs {
-            self.repo.write_ref(name, target.as_ref())?;
+        let _cas = if refs.iter().any(|r| r.expected.is_some()) {
+            let l = self.repo.cas_lock()?;
+            for r in &refs {
+                if let Some(expected) = r.expected {
+                    let found = self.repo.read_ref(&r.name)?;
+                    if found != expected {
+                        self.finished = true;
+                        return Err(RepoError::RefChanged {
+                            name: r.name.clone(),
+                            expected,
+                            found,
+                        });
+                    }
+                }
+            }
+            Some(l)
+        } else {
+            None
+        };
+        for r in &refs {
+            self.repo.write_ref(&r.name, r.target.as_ref())?;
         }
         for c in &partial {
             let p = self.repo.commitpartial_path(c);
@@ -298,15 +348,11 @@ impl<'r> Transaction<'r> {
 
     /// Proves every commit in `refs` and `partial` complete; an incomplete one is marked partial
     /// (so that `ostree fsck` skips it once published) and the first missing object reported.
-    fn prove_complete(
-        &self,
-        refs: &[(String, Option<Checksum>)],
-        partial: &[Checksum],
-    ) -> Result<()> {
+    fn prove_complete(&self, refs: &[PendingRef], partial: &[Checksum]) -> Result<()> {
         let mut first_missing = None;
         for c in refs
             .iter()
-            .filter_map(|(_, c)| *c)
+            .filter_map(|r| r.target)
             .chain(partial.iter().copied())
         {
             if let Some(first) = self.find_missing(&c)?.first() {
