@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ostree_repo::format::gvariant::{Type, Value};
 use ostree_repo::format::{Checksum, FileMeta, MetaDict, S_IFLNK, S_IFMT};
-use ostree_repo::{CheckoutOptions, CommitSpec, Repo, RepoMode, TreeOptions};
+use ostree_repo::{
+    CheckoutOptions, CommitSpec, PruneOptions, PruneReport, Repo, RepoMode, TreeOptions,
+};
 
 use crate::output::BarProgress;
 use crate::{EXIT_INTERRUPTED, EXIT_VERIFY_FAILED};
@@ -79,6 +81,23 @@ pub enum RepoCommand {
         /// Delete this ref.
         #[arg(long)]
         delete: Option<String>,
+    },
+    /// Delete unreachable objects (like `ostree prune`); prints what it found and freed.
+    Prune {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Only compute reachability via refs (otherwise every commit is kept).
+        #[arg(long)]
+        refs_only: bool,
+        /// Only display unreachable objects; don't delete.
+        #[arg(long = "no-prune", visible_alias = "dry-run")]
+        no_prune: bool,
+        /// Only traverse DEPTH parents for each commit (default: -1=infinite).
+        #[arg(long, default_value_t = -1, allow_hyphen_values = true, value_name = "DEPTH")]
+        depth: i64,
+        /// Show a progress bar on stderr (quiet by default, as `ostree prune`).
+        #[arg(long)]
+        progress: bool,
     },
     /// Resolve a revision to a commit checksum.
     RevParse {
@@ -280,6 +299,27 @@ pub fn run(cmd: RepoCommand, interrupt: &AtomicBool) -> Result<u8> {
                 }
             }
         }
+        RepoCommand::Prune {
+            repo,
+            refs_only,
+            no_prune,
+            depth,
+            progress,
+        } => {
+            let repo = Repo::open(&repo.repo)?;
+            let mut opts = PruneOptions::new();
+            opts.refs_only = refs_only;
+            opts.dry_run = no_prune;
+            // libostree: -1 is unlimited, other negative depths behave as 0.
+            opts.depth = match depth {
+                -1 => None,
+                d => Some(u32::try_from(d.max(0)).unwrap_or(u32::MAX)),
+            };
+            let bar = BarProgress::new(!progress);
+            let report = repo.prune(&opts, &bar, interrupt)?;
+            bar.finish();
+            write!(out, "{}", prune_summary(&report, no_prune, &locale_space()))?;
+        }
         RepoCommand::RevParse { repo, rev } => {
             let repo = Repo::open(&repo.repo)?;
             writeln!(out, "{}", repo.resolve_rev(&rev)?)?;
@@ -289,6 +329,61 @@ pub fn run(cmd: RepoCommand, interrupt: &AtomicBool) -> Result<u8> {
         return Ok(EXIT_INTERRUPTED);
     }
     Ok(0)
+}
+
+/// The lines `ostree prune` prints.
+pub fn prune_summary(r: &PruneReport, dry_run: bool, space: &str) -> String {
+    let mut s = format!("Total objects: {}\n", r.objects_total);
+    let size = format_size(r.bytes_freed, space);
+    if r.objects_deleted == 0 {
+        s.push_str("No unreachable objects\n");
+    } else if dry_run {
+        s.push_str(&format!(
+            "Would delete: {} objects, freeing {size}\n",
+            r.objects_deleted
+        ));
+    } else {
+        s.push_str(&format!(
+            "Deleted {} objects, {size} freed\n",
+            r.objects_deleted
+        ));
+    }
+    s
+}
+
+/// GLib's `g_format_size_full(size, G_FORMAT_SIZE_DEFAULT)`: SI units, one decimal, the unit
+/// after `space` (GLib uses U+00A0).
+pub fn format_size(size: u64, space: &str) -> String {
+    if size < 1000 {
+        return if size == 1 {
+            "1 byte".to_string()
+        } else {
+            format!("{size} bytes")
+        };
+    }
+    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut factor = 1000u64;
+    let mut i = 0;
+    while i + 1 < units.len() && size / factor >= 1000 {
+        factor *= 1000;
+        i += 1;
+    }
+    format!("{:.1}{space}{}", size as f64 / factor as f64, units[i])
+}
+
+/// What `g_print` makes of GLib's U+00A0 in the current locale: itself in a UTF-8 locale,
+/// `?` otherwise (e.g. `LC_ALL=C`), so that our output matches `ostree prune` byte for byte.
+fn locale_space() -> String {
+    let var = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if var.contains("utf-8") || var.contains("utf8") {
+        "\u{a0}".to_string()
+    } else {
+        "?".to_string()
+    }
 }
 
 struct Lister<'a> {
@@ -428,5 +523,41 @@ impl Lister<'_> {
             .collect();
         write!(out, "{{ [{}] }} ", items.join(", "))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_size_matches_glib() {
+        // g_format_size_full(n, G_FORMAT_SIZE_DEFAULT) of GLib 2.74, NBSP replaced by " ".
+        for (n, s) in [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (999, "999 bytes"),
+            (1000, "1.0 kB"),
+            (1049, "1.0 kB"),
+            (1050, "1.1 kB"),
+            (999_949, "999.9 kB"),
+            (999_950, "1000.0 kB"),
+            (999_999, "1000.0 kB"),
+            (1_000_000, "1.0 MB"),
+            (123_456_789, "123.5 MB"),
+            (1_000_000_000, "1.0 GB"),
+            (1_000_000_000_000, "1.0 TB"),
+        ] {
+            assert_eq!(format_size(n, " "), s, "{n}");
+        }
+    }
+
+    #[test]
+    fn prune_summary_lines() {
+        let r = PruneReport::default();
+        assert_eq!(
+            prune_summary(&r, false, " "),
+            "Total objects: 0\nNo unreachable objects\n"
+        );
     }
 }

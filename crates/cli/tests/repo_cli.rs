@@ -25,6 +25,7 @@ fn help_for_every_command() {
         &["repo", "ls", "--help"],
         &["repo", "refs", "--help"],
         &["repo", "rev-parse", "--help"],
+        &["repo", "prune", "--help"],
         &["container", "repo", "--help"],
     ] {
         let out = run(OC.cmd().args(args));
@@ -231,4 +232,104 @@ fn interrupted_commit_leaves_a_consistent_repo() {
         assert_eq!(cli.rev_parse(&repo, "big").unwrap(), c.trim());
         cli.fsck(&repo).unwrap().check().unwrap();
     }
+}
+
+/// `repo prune` prints what `ostree prune` prints (byte for byte, in the C and a UTF-8
+/// locale), deletes the same objects, and leaves nothing for `ostree prune`.
+#[test]
+fn prune_prints_and_deletes_like_ostree_prune() {
+    let d = test_support::scratch("oc-cli-");
+    let cli = OstreeCli::new().unwrap();
+    let repo = d.path().join("repo");
+    cli.init(&repo, "archive").unwrap();
+    let keep = d.path().join("keep");
+    tree::reference_tree(&keep).unwrap();
+    cli.commit(&repo, "keep", &keep, &CommitOpts::reference())
+        .unwrap();
+    let big = d.path().join("big");
+    tree::generate_bench_tree(&big, 50, 400 << 10, 3).unwrap();
+    cli.commit(&repo, "drop", &big, &CommitOpts::default())
+        .unwrap();
+    std::fs::write(big.join("more"), "more").unwrap();
+    cli.commit(&repo, "drop", &big, &CommitOpts::default())
+        .unwrap();
+    assert!(
+        cli.command(&[
+            "refs",
+            &format!("--repo={}", repo.display()),
+            "--delete",
+            "drop"
+        ])
+        .status()
+        .unwrap()
+        .success()
+    );
+    let theirs = d.path().join("theirs");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&repo)
+            .arg(&theirs)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ostree_prune = |r: &std::path::Path, locale: &str, extra: &[&str]| {
+        let out = cli
+            .command(&["prune", &format!("--repo={}", r.display()), "--refs-only"])
+            .args(extra)
+            .env("LC_ALL", locale)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let our_prune = |locale: &str, extra: &[&str]| {
+        let out = run(OC
+            .cmd()
+            .args(["repo", "prune", "--repo", path_str(&repo), "--refs-only"])
+            .args(extra)
+            .env("LC_ALL", locale));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "quiet by default");
+        out.stdout
+    };
+    for locale in ["C", "C.UTF-8"] {
+        let ours = our_prune(locale, &["--dry-run"]);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&ostree_prune(&theirs, locale, &["--no-prune"])),
+            "{locale}"
+        );
+        assert!(String::from_utf8_lossy(&ours).contains("Would delete: "));
+        assert_eq!(ours, our_prune(locale, &["--no-prune"]));
+    }
+    let before = test_support::ostree_cli::list_object_files(&repo).unwrap();
+    let ours = our_prune("C.UTF-8", &[]);
+    let expected = ostree_prune(&theirs, "C.UTF-8", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&expected)
+    );
+    let text = String::from_utf8(ours).unwrap();
+    assert!(text.starts_with("Total objects: "), "{text}");
+    assert!(text.contains("\u{a0}kB freed"), "{text}");
+    let after = test_support::ostree_cli::list_object_files(&repo).unwrap();
+    assert!(after.len() < before.len());
+    assert_eq!(
+        after,
+        test_support::ostree_cli::list_object_files(&theirs).unwrap()
+    );
+    let again = ostree_prune(&repo, "C", &[]);
+    assert!(
+        String::from_utf8_lossy(&again).ends_with("No unreachable objects\n"),
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    assert_eq!(our_prune("C", &[]), again);
+    cli.fsck(&repo).unwrap().check().unwrap();
 }

@@ -4,6 +4,7 @@ mod bad_input;
 mod concurrency;
 mod differential;
 mod mtree;
+mod prune;
 mod publish;
 mod reading;
 mod refs;
