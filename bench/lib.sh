@@ -82,3 +82,64 @@ RS
     (cd "$root" && cargo build --release --quiet) >&2
   fi
 }
+
+# repo_variant_dir VARIANT NAME: the path of a repository for a mode variant as in
+# bench/unencapsulate.sh ("MODE", "MODE-tmpfs" on a 4G tmpfs, "MODE-ext4" on a journaled ext4 in a
+# loop-mounted 8G image), mounting on first use; sets REPO_MODE to the bare mode name.
+# cleanup_variant_mounts undoes the mounts.
+repo_variant_dir() {
+  local variant=$1 name=$2
+  REPO_MODE=${variant%-tmpfs}
+  REPO_MODE=${REPO_MODE%-ext4}
+  case "$variant" in
+    *-tmpfs)
+      mkdir -p "$BENCH_DIR/tmpfs"
+      mountpoint -q "$BENCH_DIR/tmpfs" || mount -t tmpfs -o size=4G tmpfs "$BENCH_DIR/tmpfs"
+      echo "$BENCH_DIR/tmpfs/$name"
+      ;;
+    *-ext4)
+      if ! mountpoint -q "$BENCH_DIR/ext4"; then
+        mkdir -p "$BENCH_DIR/ext4"
+        rm -f "$BENCH_DIR/ext4.img" && truncate -s "${EXT4_SIZE:-8G}" "$BENCH_DIR/ext4.img"
+        mkfs.ext4 -q -F "$BENCH_DIR/ext4.img"
+        mount -o loop "$BENCH_DIR/ext4.img" "$BENCH_DIR/ext4"
+      fi
+      echo "$BENCH_DIR/ext4/$name"
+      ;;
+    *) echo "$BENCH_DIR/$name" ;;
+  esac
+}
+cleanup_variant_mounts() {
+  if mountpoint -q "$BENCH_DIR/tmpfs"; then umount "$BENCH_DIR/tmpfs"; fi
+  if mountpoint -q "$BENCH_DIR/ext4"; then umount "$BENCH_DIR/ext4" && rm -f "$BENCH_DIR/ext4.img"; fi
+  return 0
+}
+
+# summarize_vs OURS REF: like summarize, rows sorted by name, and for each row named X-OURS the
+# ratio X-REF wall / X-OURS wall ("how many times faster than REF"), blank when X-REF was not run.
+summarize_vs() {
+  local ours=$1 ref=$2
+  sort -k1,1 "$RESULTS" | awk -v ours="$ours" -v ref="$ref" '
+    { if (!($1 in n)) order[++names] = $1
+      n[$1]++; w[$1, n[$1]] = $2; c[$1, n[$1]] = $3 + $4; m[$1, n[$1]] = $5 }
+    function median(arr, name, k,   i, j, t, v) {
+      for (i = 1; i <= k; i++) v[i] = arr[name, i]
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    }
+    END {
+      printf "%-34s %3s %9s %9s %6s %11s %10s\n", "run", "n", "wall(s)", "cpu(s)", "cores", "peakRSS(MB)", "vs " ref
+      for (i = 1; i <= names; i++) {
+        name = order[i]
+        mw[name] = median(w, name, n[name]); mc[name] = median(c, name, n[name]); mm[name] = median(m, name, n[name])
+      }
+      for (i = 1; i <= names; i++) {
+        name = order[i]; r = ""
+        if (length(name) > length(ours) && substr(name, length(name) - length(ours)) == "-" ours) {
+          other = substr(name, 1, length(name) - length(ours)) ref
+          if ((other in mw) && mw[name] > 0) r = sprintf("%9.2fx", mw[other] / mw[name])
+        }
+        printf "%-34s %3d %9.2f %9.2f %6.2f %11.1f %10s\n", name, n[name], mw[name], mc[name], (mw[name] > 0 ? mc[name] / mw[name] : 0), mm[name] / 1024, r
+      }
+    }'
+}
