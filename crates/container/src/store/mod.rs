@@ -167,7 +167,8 @@ pub struct LayerState {
     pub reused_by_diff_id: bool,
 }
 
-/// A pull ready to fetch what is missing.
+/// A pull ready to fetch what is missing. It holds the open skopeo connection: finish it
+/// ([`import`] or [`PreparedImport::close`]) on the runtime that prepared it.
 #[non_exhaustive]
 pub struct PreparedImport {
     /// The image.

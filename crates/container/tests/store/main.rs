@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod common;
 mod derived;
+mod lifecycle;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
