@@ -97,6 +97,9 @@ pub struct PullArgs {
     /// directory) and record it as the image's pending update; fetch no layers.
     #[arg(long, value_name = "FILE")]
     check: Option<PathBuf>,
+    /// Retry a pull that fails with a transient network error this many times.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    network_retry: u32,
     #[command(flatten)]
     proxy: ProxyOpts,
 }
@@ -216,63 +219,32 @@ fn stored(a: &ImageArg) -> Result<store::ImageState> {
 
 fn pull(a: PullArgs, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     let repo = open(&a.repo)?;
-    let renderer = Arc::new(ImportRenderer::new(a.quiet, a.progress_fd)?);
+    let mut renderer = ImportRenderer::new(a.quiet, a.progress_fd)?;
+    renderer.print_prepared = true;
+    let renderer = Arc::new(renderer);
     let mut opts = PullOptions::new();
     opts.fetch = a.proxy.to_config();
     opts.progress = Some(renderer.clone());
     opts.interrupt = Some(Arc::clone(interrupt));
+    opts.network_retries = a.network_retry;
     let rt = runtime()?;
-    let result = rt.block_on(pull_steps(&repo, &a, &mut opts));
+    if let Some(check) = &a.check {
+        return rt.block_on(check_only(&repo, &a, check, opts));
+    }
+    let result = rt.block_on(store::pull(&repo, &a.imgref, opts));
+    let merge = result.as_ref().ok().and_then(|(o, _)| o.merge_commit);
     renderer.finish(
         result
             .as_ref()
             .ok()
-            .and_then(|r| r.as_ref().map(|(m, p)| (m, *p))),
+            .and_then(|(o, _)| merge.as_ref().map(|m| (m, o.already_present))),
     );
-    result?;
-    Ok(0)
-}
-
-/// prepare, print what the reference prints, import; `None` for a check.
-async fn pull_steps(
-    repo: &Repo,
-    a: &PullArgs,
-    opts: &mut PullOptions,
-) -> Result<Option<(ostree_repo::format::Checksum, bool)>> {
-    let prep = match store::prepare(repo, &a.imgref, opts).await? {
-        store::PrepareResult::AlreadyPresent(s) => {
-            println!("No changes in {} => {}", a.imgref, s.merge_commit);
-            return Ok(Some((s.merge_commit, true)));
-        }
-        store::PrepareResult::CommitPresent { .. } => {
-            anyhow::bail!("internal: a store pull found a bare commit")
-        }
-        store::PrepareResult::Ready(p) => p,
-    };
-    if let Some(check) = &a.check {
-        let json = serde_json::to_vec(&prep.manifest)?;
-        write_atomic(check, &json)?;
-        println!(
-            "Update available for {}: {}",
-            a.imgref, prep.manifest_digest
-        );
-        prep.close().await?;
-        return Ok(None);
+    let (outcome, _) = result?;
+    let merge = merge.context("internal: a store pull without a merge commit")?;
+    if outcome.already_present {
+        println!("No changes in {} => {merge}", a.imgref);
+        return Ok(0);
     }
-    if let Some(diff) = prep.manifest_diff() {
-        for line in diff.lines() {
-            println!("{line}");
-        }
-    }
-    if !a.quiet
-        && let Some(status) = prep.layer_status()
-    {
-        println!("{status}");
-    }
-    let outcome = store::import(repo, prep, opts).await?;
-    let merge = outcome
-        .merge_commit
-        .context("internal: a store pull without a merge commit")?;
     let mut dropped: std::collections::BTreeMap<&str, u32> = Default::default();
     for (_, counts) in &outcome.filtered {
         for (k, n) in counts {
@@ -287,7 +259,35 @@ async fn pull_steps(
         );
     }
     println!("Wrote: {} => {merge}", a.imgref);
-    Ok(Some((merge, false)))
+    Ok(0)
+}
+
+/// `image pull --check FILE`: manifest and config only; the update is recorded, not fetched.
+async fn check_only(
+    repo: &Repo,
+    a: &PullArgs,
+    check: &std::path::Path,
+    opts: PullOptions,
+) -> Result<u8> {
+    match store::check_for_update(repo, &a.imgref, opts).await? {
+        None => {
+            let state = query_image(repo, &a.imgref.imgref)?;
+            match state {
+                Some(s) => println!("No changes in {} => {}", a.imgref, s.merge_commit),
+                None => println!("No changes in {}", a.imgref),
+            }
+        }
+        Some(prep) => {
+            let json = serde_json::to_vec(&prep.manifest)?;
+            write_atomic(check, &json)?;
+            println!(
+                "Update available for {}: {}",
+                a.imgref, prep.manifest_digest
+            );
+            prep.close().await?;
+        }
+    }
+    Ok(0)
 }
 
 /// Writes `path` (relative to the working directory) through a temporary file and a rename.

@@ -39,6 +39,9 @@ struct Bars {
 /// Renders a pull.
 pub struct ImportRenderer {
     bars_enabled: bool,
+    /// Print the manifest diff and layer status when a store pull is prepared (image pull).
+    pub print_prepared: bool,
+    quiet: bool,
     json: Option<Mutex<File>>,
     state: Arc<Mutex<Vec<LayerPlan>>>,
     bars: Arc<Mutex<Option<Bars>>>,
@@ -78,6 +81,8 @@ impl ImportRenderer {
         };
         Ok(ImportRenderer {
             bars_enabled: !quiet && std::io::stderr().is_terminal(),
+            print_prepared: false,
+            quiet,
             json,
             state: Arc::default(),
             bars: Arc::default(),
@@ -178,6 +183,35 @@ fn tick(
 }
 
 impl ImportProgress for ImportRenderer {
+    fn prepared(&self, p: &ostree_container::store::PreparedImport) {
+        if !self.print_prepared {
+            return;
+        }
+        if let Some(diff) = p.manifest_diff() {
+            for line in diff.lines() {
+                println!("{line}");
+            }
+        }
+        if !self.quiet
+            && let Some(status) = p.layer_status()
+        {
+            println!("{status}");
+        }
+    }
+
+    fn retrying(&self, attempt: u32, delay: Duration, error: &ostree_container::StoreError) {
+        self.emit(
+            json!({"event": "retry", "attempt": attempt, "delay_ms": delay.as_millis() as u64}),
+        );
+        if !self.quiet {
+            eprintln!(
+                "warning: {error}; retrying in {}s (attempt {})",
+                delay.as_secs_f32(),
+                attempt + 1
+            );
+        }
+    }
+
     fn image(&self, digest: &str, commit: Option<&Checksum>) {
         self.emit(
             json!({"event": "image", "digest": digest, "commit": commit.map(Checksum::to_hex)}),

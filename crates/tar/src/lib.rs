@@ -18,7 +18,7 @@ mod writer;
 pub use error::{ErrorKind, Location, Result, TarError};
 pub use export::{ExportOptions, ExportPlan, XattrsStyle, export_commit};
 pub use import::{
-    AUTOCREATED_DIRS_KEY, ChunkOutcome, EMPTY_DIRTREE, IMPORTER_VERSION, IMPORTER_VERSION_KEY,
-    ImportLimits, ImportOptions, ImportOutcome, ImportSession, OciLayerOptions, OciLayerOutcome,
-    VarRule, blob_ref, import_oci_layer, import_tar,
+    AUTOCREATED_DIRS_KEY, ChunkOutcome, EMPTY_DIRTREE, FILTERED_KEY, IMPORTER_VERSION,
+    IMPORTER_VERSION_KEY, ImportLimits, ImportOptions, ImportOutcome, ImportSession,
+    OciLayerOptions, OciLayerOutcome, VarRule, blob_ref, import_oci_layer, import_tar,
 };

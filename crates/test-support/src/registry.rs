@@ -40,6 +40,8 @@ pub struct RegistryOptions {
 #[derive(Debug)]
 pub struct Registry {
     child: Option<Child>,
+    bin: PathBuf,
+    config_path: PathBuf,
     addr: SocketAddr,
     dir: tempfile::TempDir,
     tls: bool,
@@ -61,6 +63,21 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn spawn(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Command::new(bin)
+        .arg("serve")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("spawning docker-registry")
 }
 
 /// Standard base64 (for `auth.json`), to avoid a dependency for twelve lines.
@@ -129,17 +146,11 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(dir.path().join("registry.log"))?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawning docker-registry")?;
+        let child = spawn(&bin, &config_path, &dir.path().join("registry.log"))?;
         let mut reg = Self {
             child: Some(child),
+            bin,
+            config_path,
             addr,
             dir,
             tls,
@@ -217,6 +228,15 @@ impl Registry {
             self.host()
         )?;
         Ok(())
+    }
+
+    /// Starts the registry again after [`Registry::kill`], on the same address with the same
+    /// storage (fault tests: a registry that comes back).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let log = self.dir.path().join("registry.log");
+        self.child = Some(spawn(&self.bin, &self.config_path, &log)?);
+        self.wait_ready()
     }
 
     /// Kills the registry now (fault tests); idempotent.

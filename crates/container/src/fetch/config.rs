@@ -186,6 +186,35 @@ fn probe_help(cmd: &SkopeoCommand) -> Result<String, ConfigError> {
 }
 
 impl FetchConfig {
+    /// A copy for another attempt (a retried pull): auth data is shared through a duplicated
+    /// descriptor, rewound so that it is read again from its start.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        use std::io::Seek;
+        let auth_data = match &self.auth_data {
+            Some(f) => {
+                let mut f = f.try_clone()?;
+                f.rewind()?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(FetchConfig {
+            authfile: self.authfile.clone(),
+            auth_data,
+            auth_anonymous: self.auth_anonymous,
+            certificate_directory: self.certificate_directory.clone(),
+            insecure_skip_tls_verification: self.insecure_skip_tls_verification,
+            insecure_policy: self.insecure_policy,
+            signature_policy: self.signature_policy.clone(),
+            decryption_keys: self.decryption_keys.clone(),
+            user_agent_prefix: self.user_agent_prefix.clone(),
+            skopeo: self.skopeo.clone(),
+            debug: self.debug,
+            stall_timeout: self.stall_timeout,
+            layer_concurrency: self.layer_concurrency,
+        })
+    }
+
     /// The skopeo command line that will be used.
     pub fn skopeo_command(&self) -> SkopeoCommand {
         let mut c = self

@@ -84,6 +84,11 @@ pub trait ImportProgress: Send + Sync {
     fn layers(&self, _present: usize, _layers: &[LayerPlan]) {}
     /// A layer (by manifest index) is fetched, verified and imported.
     fn layer_done(&self, _index: usize) {}
+    /// A pull is prepared and about to fetch (the CLI prints the manifest diff and layer
+    /// status here, as the reference does).
+    fn prepared(&self, _prepared: &PreparedImport) {}
+    /// A transient failure; the pull is tried again after `delay` (attempt counts from 1).
+    fn retrying(&self, _attempt: u32, _delay: std::time::Duration, _error: &StoreError) {}
 }
 
 /// Options of a pull.
@@ -102,6 +107,12 @@ pub struct PullOptions {
     pub allow_non_usr: bool,
     /// Skip the garbage collection of unused layer refs after a store pull.
     pub disable_gc: bool,
+    /// Store pulls that fail with a transient error (network, timeout, skopeo gone or an
+    /// unclassified skopeo error such as a registry 5xx) are retried this many times; layers
+    /// verified before the failure are kept, so a retry fetches only the rest.
+    pub network_retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff: std::time::Duration,
     pub(crate) mode: PullMode,
 }
 
@@ -123,6 +134,8 @@ impl Default for PullOptions {
             var_rule: VarRule::default(),
             allow_non_usr: false,
             disable_gc: false,
+            network_retries: 3,
+            retry_backoff: std::time::Duration::from_secs(1),
             mode: PullMode::Image,
         }
     }
@@ -269,6 +282,8 @@ pub struct PullOutcome {
     pub filtered: Vec<(String, std::collections::BTreeMap<String, u32>)>,
     /// Whether nothing had to be fetched.
     pub already_present: bool,
+    /// How many times the pull was tried (1 without retries).
+    pub attempts: u32,
 }
 
 fn repo_err(image: &str) -> impl Fn(ostree_repo::RepoError) -> StoreError + '_ {
@@ -476,13 +491,60 @@ pub async fn check_for_update(
     }
 }
 
-/// [`prepare`] then [`import`].
+/// [`prepare`] then [`import`]; store pulls retry transient failures (see
+/// [`PullOptions::network_retries`]).
 pub async fn pull(
     repo: &Repo,
     imgref: &OstreeImageReference,
-    mut opts: PullOptions,
+    opts: PullOptions,
 ) -> Result<(PullOutcome, Option<ImageState>), StoreError> {
-    match prepare(repo, imgref, &mut opts).await? {
+    let retries = match opts.mode {
+        PullMode::Image => opts.network_retries,
+        // unencapsulate makes one attempt, as the reference.
+        PullMode::BaseCommit { .. } => 0,
+    };
+    let mut opts = opts;
+    let mut attempt = 1;
+    loop {
+        let fetch = opts.fetch.try_clone().map_err(StoreError::Runtime)?;
+        let result = pull_once(repo, imgref, &mut opts).await;
+        match result {
+            Err(e) if attempt <= retries && is_transient(&e) => {
+                let delay = opts.retry_backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::warn!(%e, attempt, ?delay, "pull failed; retrying");
+                if let Some(p) = &opts.progress {
+                    p.retrying(attempt, delay, &e);
+                }
+                tokio::time::sleep(delay).await;
+                opts.fetch = fetch;
+                attempt += 1;
+            }
+            Ok((mut out, state)) => {
+                out.attempts = attempt;
+                return Ok((out, state));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Failures a second attempt may not see.
+fn is_transient(e: &StoreError) -> bool {
+    use crate::fetch::FetchErrorKind as K;
+    match e {
+        StoreError::Fetch(f) => {
+            matches!(f.kind(), K::Network | K::Timeout | K::ProxyDied | K::Proxy)
+        }
+        _ => false,
+    }
+}
+
+async fn pull_once(
+    repo: &Repo,
+    imgref: &OstreeImageReference,
+    opts: &mut PullOptions,
+) -> Result<(PullOutcome, Option<ImageState>), StoreError> {
+    match prepare(repo, imgref, opts).await? {
         PrepareResult::AlreadyPresent(state) => Ok((
             PullOutcome {
                 base_commit: state.base_commit,
@@ -493,6 +555,7 @@ pub async fn pull(
                 bytes_fetched: 0,
                 filtered: Vec::new(),
                 already_present: true,
+                attempts: 1,
             },
             Some(*state),
         )),
@@ -509,11 +572,15 @@ pub async fn pull(
                 bytes_fetched: 0,
                 filtered: Vec::new(),
                 already_present: true,
+                attempts: 1,
             },
             None,
         )),
         PrepareResult::Ready(p) => {
-            let out = import(repo, p, &opts).await?;
+            if let Some(pr) = &opts.progress {
+                pr.prepared(&p);
+            }
+            let out = import(repo, p, opts).await?;
             let state = match opts.mode {
                 PullMode::Image => query_image(repo, &imgref.imgref)?,
                 PullMode::BaseCommit { .. } => None,

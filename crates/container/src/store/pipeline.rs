@@ -24,7 +24,7 @@ use super::merge::{MergeMeta, write_merge_commit};
 use super::state::canonical_json;
 use super::{ImportProgress, LayerPlan, LayerRole, LayerState, PreparedImport, PullMode};
 use super::{PullOptions, PullOutcome, refs};
-use crate::fetch::{FetchErrorKind, LayerRequest};
+use crate::fetch::{FetchErrorKind, LayerProgress, LayerRequest, LayerState as FetchState};
 use crate::unencapsulate::layout::OstreeLayout;
 
 /// Annotation with the image's creation time.
@@ -63,6 +63,8 @@ struct Work {
     oci: OciLayerOptions,
     interrupt: Arc<AtomicBool>,
     progress: Option<Arc<dyn ImportProgress>>,
+    /// Counters of the layers being fetched, by manifest index.
+    progress_of: Vec<Option<Arc<LayerProgress>>>,
 }
 
 /// What the importer published.
@@ -145,7 +147,14 @@ pub(super) async fn run(
     let mut oci = OciLayerOptions::default();
     oci.var_rule = opts.var_rule;
     oci.allow_non_usr = opts.allow_non_usr || p.layout.is_none();
+    let mut progress_of = vec![None; p.layers.len()];
+    for pl in &plans {
+        if let Some(slot) = progress_of.get_mut(pl.index) {
+            *slot = Some(Arc::clone(&pl.progress));
+        }
+    }
     let work = Work {
+        progress_of,
         repo_path: repo.path().to_path_buf(),
         image: image.clone(),
         mode: opts.mode.clone(),
@@ -220,7 +229,36 @@ pub(super) async fn run(
         bytes_fetched,
         filtered: published.filtered,
         already_present: false,
+        attempts: 1,
     })
+}
+
+/// The entries a derived layer's path rules dropped, as its layer commit records them.
+fn layer_filtered(
+    txn: &ostree_repo::Transaction<'_>,
+    commit: &Checksum,
+) -> Result<BTreeMap<String, u32>, ostree_repo::RepoError> {
+    use ostree_repo::format::gvariant::Value;
+    let name =
+        ostree_repo::format::ObjectName::new(*commit, ostree_repo::format::ObjectType::Commit);
+    let c =
+        ostree_repo::format::Commit::parse(&txn.load_metadata_bytes(&name)?).map_err(|source| {
+            ostree_repo::RepoError::InvalidObject {
+                object: name,
+                source,
+            }
+        })?;
+    let mut out = BTreeMap::new();
+    if let Some(Value::Array(_, entries)) = c.metadata.get(ostree_tar::FILTERED_KEY) {
+        for e in entries {
+            if let Value::DictEntry(k, v) = e
+                && let (Value::Str(k), Value::U32(n)) = (k.as_ref(), v.as_ref())
+            {
+                out.insert(k.clone(), *n);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn layer_error(
@@ -236,6 +274,128 @@ fn layer_error(
             .map(|l| l.digest.clone())
             .unwrap_or_default(),
         source,
+    }
+}
+
+/// What a layer's thread borrows from the importer.
+#[derive(Clone, Copy)]
+struct LayerCtx<'a, 's, 't, 'r> {
+    repo: &'a Repo,
+    session: &'a ImportSession<'s, 't, 'r>,
+    work: &'a Work,
+    fetch_over: &'a AtomicBool,
+}
+
+impl LayerCtx<'_, '_, '_, '_> {
+    /// Imports one layer. The commit layer goes into the pull's transaction (its commit is
+    /// published with the image); chunk and derived layers each get a transaction of their own,
+    /// published with their blob ref as soon as skopeo has verified the layer, so that a pull
+    /// that fails later (network, SIGKILL, power cut) resumes without fetching them again.
+    fn run(self, job: Job) -> Result<LayerDone, TarError> {
+        let Job {
+            index,
+            mut reader,
+            done,
+        } = job;
+        let Some(layer) = self.work.layers.get(index) else {
+            let _ = done.send(Err(()));
+            return Err(TarError::InvalidArgument(format!(
+                "internal: no layer {index}"
+            )));
+        };
+        let digest = Some(layer.digest.as_str());
+        let repo_err = |source| TarError::Repo {
+            at: ostree_tar::Location::layer(&layer.digest),
+            source: Box::new(source),
+        };
+        let (r, own) = match layer.role {
+            LayerRole::Commit => (
+                self.session
+                    .import_commit_layer(&mut reader, digest)
+                    .map(|_| LayerDone::Ostree),
+                None,
+            ),
+            LayerRole::Chunk | LayerRole::Derived => match self.repo.begin_transaction() {
+                Err(e) => (Err(repo_err(e)), None),
+                Ok(txn) => {
+                    let r = self.import_own(&txn, layer, &mut reader);
+                    (r, Some(txn))
+                }
+            },
+        };
+        // Dropping the reader tells the pump to stop if we failed early.
+        drop(reader);
+        let _ = done.send(if r.is_ok() { Ok(()) } else { Err(()) });
+        let r = r?;
+        if let Some(txn) = own {
+            if !self.wait_verified(index) {
+                // Not verified by skopeo: discard (the transaction aborts on drop).
+                return Err(TarError::InvalidArgument(format!(
+                    "layer {} was not verified",
+                    layer.digest
+                )));
+            }
+            if let LayerDone::Derived(o) = &r {
+                txn.set_ref(&layer.ref_name, Some(o.commit))
+                    .map_err(repo_err)?;
+            }
+            txn.commit().map_err(repo_err)?;
+        }
+        if let Some(p) = &self.work.progress {
+            p.layer_done(index);
+        }
+        Ok(r)
+    }
+
+    fn import_own(
+        &self,
+        txn: &ostree_repo::Transaction<'_>,
+        layer: &LayerState,
+        reader: &mut bridge::ChannelReader,
+    ) -> Result<LayerDone, TarError> {
+        match layer.role {
+            LayerRole::Derived => ostree_tar::import_oci_layer(
+                txn,
+                reader,
+                &layer.digest,
+                &self.work.oci,
+                Some(&self.work.interrupt),
+            )
+            .map(LayerDone::Derived),
+            _ => {
+                // Membership in the commit can be checked only when the commit is here (a
+                // resumed pull); otherwise the commit's completeness check at the end decides.
+                let mut o = ImportOptions::default();
+                o.expected_commit = self.work.layout.as_ref().map(|l| l.commit).filter(|c| {
+                    txn.has_object(&ostree_repo::format::ObjectName::new(
+                        *c,
+                        ostree_repo::format::ObjectType::Commit,
+                    ))
+                    .unwrap_or(false)
+                });
+                let s = ImportSession::with_options(txn, o).with_interrupt(&self.work.interrupt);
+                s.import_chunk_layer(reader, Some(&layer.digest))?;
+                s.finish()?;
+                Ok(LayerDone::Ostree)
+            }
+        }
+    }
+
+    /// Waits until skopeo has verified layer `index` (digest, size; and our diff_id check).
+    fn wait_verified(&self, index: usize) -> bool {
+        let Some(p) = self.work.progress_of.get(index).and_then(Option::as_ref) else {
+            return false;
+        };
+        loop {
+            match p.state() {
+                FetchState::Done => return true,
+                FetchState::Failed => return false,
+                _ if self.fetch_over.load(Ordering::Relaxed) => {
+                    return p.state() == FetchState::Done;
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
     }
 }
 
@@ -255,51 +415,35 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
     let session = ImportSession::with_options(&txn, import_opts).with_interrupt(&work.interrupt);
     let results: Mutex<Vec<(usize, Result<LayerDone, TarError>)>> = Mutex::default();
+    let fetch_over = AtomicBool::new(false);
     let verified = std::thread::scope(|scope| {
         loop {
             match rx.recv() {
                 Ok(Msg::Job(job)) => {
-                    let (session, txn, results, work) = (&session, &txn, &results, &work);
+                    let ctx = LayerCtx {
+                        repo: &repo,
+                        session: &session,
+                        work: &work,
+                        fetch_over: &fetch_over,
+                    };
+                    let results = &results;
                     scope.spawn(move || {
-                        let Some(layer) = work.layers.get(job.index) else {
-                            let _ = job.done.send(Err(()));
-                            return;
-                        };
-                        let mut reader = job.reader;
-                        let digest = Some(layer.digest.as_str());
-                        let r = match layer.role {
-                            LayerRole::Commit => session
-                                .import_commit_layer(&mut reader, digest)
-                                .map(|_| LayerDone::Ostree),
-                            LayerRole::Chunk => session
-                                .import_chunk_layer(&mut reader, digest)
-                                .map(|_| LayerDone::Ostree),
-                            LayerRole::Derived => ostree_tar::import_oci_layer(
-                                txn,
-                                &mut reader,
-                                &layer.digest,
-                                &work.oci,
-                                Some(&work.interrupt),
-                            )
-                            .map(LayerDone::Derived),
-                        };
-                        let ok = if r.is_ok() { Ok(()) } else { Err(()) };
-                        if ok.is_ok()
-                            && let Some(p) = &work.progress
-                        {
-                            p.layer_done(job.index);
-                        }
+                        let index = job.index;
+                        let r = ctx.run(job);
                         results
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .push((job.index, r));
-                        // Dropping the reader tells the pump to stop if we failed early.
-                        drop(reader);
-                        let _ = job.done.send(ok);
+                            .push((index, r));
                     });
                 }
-                Ok(Msg::Done(ok)) => break ok,
-                Err(_) => break false,
+                Ok(Msg::Done(ok)) => {
+                    fetch_over.store(true, Ordering::Relaxed);
+                    break ok;
+                }
+                Err(_) => {
+                    fetch_over.store(true, Ordering::Relaxed);
+                    break false;
+                }
             }
         }
     });
@@ -370,11 +514,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     for l in work.layers.iter().filter(|l| l.role == LayerRole::Derived) {
         let commit = match (&l.present, derived.get(&l.index)) {
             (Some(c), _) => *c,
-            (None, Some(o)) => {
-                txn.set_ref(&l.ref_name, Some(o.commit)).map_err(repo_err)?;
-                filtered.push((l.digest.clone(), o.filtered.clone()));
-                o.commit
-            }
+            (None, Some(o)) => o.commit,
             (None, None) => {
                 return Err(other(StoreError::Runtime(std::io::Error::other(format!(
                     "internal: derived layer {} was neither present nor imported",
@@ -382,6 +522,12 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
                 )))));
             }
         };
+        // From the layer commit, so that a layer imported by an earlier (interrupted) pull is
+        // reported as one fetched now: the merge commit does not depend on the pull's history.
+        let counts = layer_filtered(&txn, &commit).map_err(repo_err)?;
+        if !counts.is_empty() {
+            filtered.push((l.digest.clone(), counts));
+        }
         layer_commits.push(commit);
     }
     let merge_commit = match (&work.mode, &work.image_ref) {

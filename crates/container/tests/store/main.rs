@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod common;
 mod derived;
+mod faults;
 mod lifecycle;
 
 use std::collections::HashSet;

@@ -25,8 +25,8 @@ use ostree_repo::{Repo, Transaction};
 use crate::error::{Location, Result, TarError};
 use entry::{LayerImporter, LayerKind, LayerResult};
 pub use oci::{
-    AUTOCREATED_DIRS_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions, OciLayerOutcome,
-    VarRule, import_oci_layer,
+    AUTOCREATED_DIRS_KEY, FILTERED_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions,
+    OciLayerOutcome, VarRule, import_oci_layer,
 };
 pub use validate::{EMPTY_DIRTREE, ImportLimits};
 

@@ -75,6 +75,10 @@ pub const AUTOCREATED_DIRS_KEY: &str = "ostree-container.autocreated-dirs";
 
 /// Commit metadata key naming the importer (as the reference writes it).
 pub const IMPORTER_VERSION_KEY: &str = "ostree.importer.version";
+/// Commit metadata key with the entries the path rules dropped, per top-level name (`a{su}`,
+/// only when something was dropped), so that a merge can report them for a layer imported by an
+/// earlier (interrupted) pull exactly as for one fetched now.
+pub const FILTERED_KEY: &str = "ostree-container.tar-filtered";
 
 /// The value of [`IMPORTER_VERSION_KEY`] in layer commits.
 pub const IMPORTER_VERSION: &str = concat!("ostree-container ", env!("CARGO_PKG_VERSION"));
@@ -560,6 +564,17 @@ impl Importer<'_, '_> {
                 AUTOCREATED_DIRS_KEY.to_string(),
                 Value::Array(Type::Str, dirs),
             ));
+        }
+        if !self.filtered.is_empty() {
+            let entry_ty = Type::DictEntry(Box::new(Type::Str), Box::new(Type::U32));
+            let counts = self
+                .filtered
+                .iter()
+                .map(|(k, n)| {
+                    Value::DictEntry(Box::new(Value::Str(k.clone())), Box::new(Value::U32(*n)))
+                })
+                .collect();
+            metadata.push((FILTERED_KEY.to_string(), Value::Array(entry_ty, counts)));
         }
         metadata.sort_by(|a, b| a.0.cmp(&b.0));
         let mut spec = CommitSpec::new();
