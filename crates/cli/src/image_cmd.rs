@@ -30,7 +30,7 @@ pub enum ImageCommand {
     /// Remove stored images and (unless --skip-gc) the layers no other image uses.
     Remove(RemoveArgs),
     /// Remove the layer refs no stored image or deployment uses.
-    PruneLayers(RepoArg),
+    PruneLayers(PruneLayersArgs),
     /// Forget the pending update a check recorded for an image.
     ClearCachedUpdate(ImageArg),
 }
@@ -41,6 +41,17 @@ pub struct RepoArg {
     /// Path to the OSTree repository.
     #[arg(long, value_name = "PATH")]
     repo: PathBuf,
+}
+
+/// `image prune-layers`.
+#[derive(Args, Debug)]
+pub struct PruneLayersArgs {
+    /// Path to the OSTree repository.
+    #[arg(long, value_name = "PATH")]
+    repo: PathBuf,
+    /// Then delete every object no ref reaches (`ostree prune --refs-only`, natively).
+    #[arg(long)]
+    and_objects: bool,
 }
 
 /// `--repo R IMGREF`.
@@ -202,8 +213,20 @@ pub fn run(cmd: ImageCommand, interrupt: &Arc<AtomicBool>) -> Result<u8> {
             writeln!(out, "Removed images: {n} layers: {layers}")?;
         }
         ImageCommand::PruneLayers(a) => {
-            let n = store::gc_image_layers(&open(&a.repo)?)?;
+            let repo = open(&a.repo)?;
+            let n = store::gc_image_layers(&repo)?;
             writeln!(out, "Removed layers: {n}")?;
+            if a.and_objects {
+                let mut o = ostree_repo::PruneOptions::new();
+                o.refs_only = true;
+                let r = repo.prune(&o, &ostree_repo::NoProgress, interrupt)?;
+                writeln!(
+                    out,
+                    "Deleted {} objects, {} freed",
+                    r.objects_deleted,
+                    store::diff::format_size(r.bytes_freed)
+                )?;
+            }
         }
         ImageCommand::ClearCachedUpdate(a) => {
             store::clear_cached_update(&open(&a.repo)?, &a.imgref)?;

@@ -172,6 +172,108 @@ fn pull_list_history_metadata_remove() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such image"));
+    // The objects go with a native prune; the real ostree then finds nothing more to delete.
+    let out = run_ok(OC.cmd().args([
+        "image",
+        "prune-layers",
+        "--repo",
+        path_str(&repo),
+        "--and-objects",
+    ]));
+    let l = lines(&out);
+    assert_eq!(l[0], "Removed layers: 0", "{out}");
+    assert!(
+        l[1].starts_with("Deleted ") && !l[1].starts_with("Deleted 0 "),
+        "{out}"
+    );
+    let o = OstreeCli::new().unwrap();
+    let again = run_ok(&mut o.command(&[
+        "prune",
+        "--refs-only",
+        &format!("--repo={}", repo.display()),
+    ]));
+    assert!(again.contains("No unreachable objects"), "{again}");
+    o.fsck(&repo).unwrap().check().unwrap();
+}
+
+#[test]
+fn killed_pull_then_rerun_fetches_only_the_rest() {
+    let d = scratch();
+    let mut rng = test_support::tree::Rng::new(8);
+    let layers: Vec<Vec<u8>> = (0..12)
+        .map(|i| {
+            LayerTar::new()
+                .file(&format!("usr/share/k{i}"), &rng.bytes(3 << 20), 0o644, 0, 0)
+                .finish()
+        })
+        .collect();
+    let layout = derived_image(d.path(), "kill", layers);
+    let repo = d.path().join("repo");
+    run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    let imgref = format!("ostree-unverified-image:oci:{}:latest", layout.display());
+    let mut child = OC
+        .cmd()
+        .args([
+            "image",
+            "pull",
+            "--quiet",
+            "--layer-concurrency",
+            "1",
+            path_str(&repo),
+            &imgref,
+        ])
+        .spawn()
+        .unwrap();
+    let blobs = repo.join("refs/heads/ostree/container/blob");
+    // Layer refs (not the temporary files refs are written through).
+    let layer_refs = || {
+        std::fs::read_dir(&blobs)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("sha256_"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while layer_refs() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    test_support::cli::send_signal(&child, rustix::process::Signal::KILL);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed before it finished");
+    let kept = layer_refs();
+    assert!(kept >= 3, "{kept}");
+    assert_eq!(
+        run_ok(OC.cmd().args(["image", "list", "--repo", path_str(&repo)])),
+        "",
+        "no image ref after a kill"
+    );
+    let out = run_ok(OC.cmd().args(["image", "pull", path_str(&repo), &imgref]));
+    // The kill may land after the last layer (then only the image ref was missing).
+    if kept < 13 {
+        assert!(
+            out.starts_with(&format!(
+                "layers already present: {kept}; layers needed: {} (",
+                13 - kept
+            )),
+            "{out}"
+        );
+    }
+    assert!(out.contains("Wrote: "), "{out}");
+    OstreeCli::new()
+        .unwrap()
+        .fsck(&repo)
+        .unwrap()
+        .check()
+        .unwrap();
 }
 
 #[test]

@@ -199,6 +199,9 @@ pub struct PreparedImport {
     /// The stored state of this image before the pull, if any.
     pub previous: Option<ImageState>,
     pub(crate) fetcher: ImageFetcher,
+    /// The shared repository lock, held from prepare until the pull is published: layer GC and
+    /// object prune (exclusive) wait, so nothing prepare found present can vanish meanwhile.
+    pub(crate) _lock: ostree_repo::RepoLock,
 }
 
 impl std::fmt::Debug for PreparedImport {
@@ -339,6 +342,7 @@ pub async fn prepare(
     let image = imgref.to_string();
     check_signature_source(imgref, &opts.fetch)?;
     let base_only = matches!(opts.mode, PullMode::BaseCommit { .. });
+    let lock = repo.lock(false).map_err(repo_err(&image))?;
     let previous = if base_only {
         None
     } else {
@@ -461,6 +465,7 @@ pub async fn prepare(
         layers,
         previous,
         fetcher,
+        _lock: lock,
     })))
 }
 

@@ -93,7 +93,14 @@ fn opts(retries: u32) -> PullOptions {
 
 fn blob_refs(repo_path: &Path) -> usize {
     let dir = repo_path.join("refs/heads/ostree/container/blob");
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    // Layer refs only, not the temporary files refs are written through.
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("sha256_"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Runs `f` once `repo` has at least `n` layer refs (or after 60 s).
@@ -222,7 +229,7 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
 }
 
 #[test]
-fn concurrent_pulls_sharing_layers_and_layer_gc() {
+fn concurrent_pulls_sharing_layers_with_layer_gc_and_object_prune() {
     let d = scratch();
     let registry = Registry::start(RegistryOptions::default()).unwrap();
     let l = &layers().derived;
@@ -231,14 +238,19 @@ fn concurrent_pulls_sharing_layers_and_layer_gc() {
     let repo_path = d.path().join("repo");
     Repo::create(&repo_path, RepoMode::BareUser).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Layer GC (which takes the exclusive lock) runs in a loop while both pulls run.
+    // Layer GC and a native object prune (both take the exclusive lock) run in a loop while
+    // both pulls run.
     let gc = {
         let (stop, repo_path) = (Arc::clone(&stop), repo_path.clone());
         std::thread::spawn(move || {
             let repo = Repo::open(&repo_path).unwrap();
             let mut runs = 0;
+            let mut prune = ostree_repo::PruneOptions::new();
+            prune.refs_only = true;
+            let no = std::sync::atomic::AtomicBool::new(false);
             while !stop.load(Ordering::Relaxed) {
                 store::gc_image_layers(&repo).unwrap();
+                repo.prune(&prune, &ostree_repo::NoProgress, &no).unwrap();
                 runs += 1;
             }
             runs
