@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod compare;
+pub mod modern;
 pub mod oci;
 pub mod ostree_cli;
 pub mod registry;
