@@ -125,3 +125,26 @@ fn versions_are_the_ones_documented() {
     assert!(v.podman.starts_with("podman version 5.4."), "{v:?}");
     assert_eq!(v.ostree, "2025.2", "{v:?}");
 }
+
+/// Debian 13's libostree, like Debian 12's, is built without libsodium: `ostree sign` has no
+/// ed25519 (its default type), so signature fixtures cannot come from it.
+#[test]
+fn ostree_2025_sign_has_no_ed25519() {
+    let d = scratch();
+    let repo = d.path().join("repo");
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("usr")).unwrap();
+    let new = d13().ostree();
+    new.init(&repo, "archive").unwrap();
+    let c = new
+        .commit(&repo, "x", &tree, &CommitOpts::reference())
+        .unwrap();
+    let out = new
+        .command(&["sign", &format!("--repo={}", repo.display()), &c, "AAAA"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("signature type is not implemented"), "{err}");
+}
