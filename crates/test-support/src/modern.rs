@@ -415,7 +415,12 @@ impl DockerDaemon {
         let dir = self.dir().to_path_buf();
         std::fs::write(dir.join("daemon.json"), "{}")?;
         let log = File::create(dir.join("dockerd.log"))?;
-        let child = Command::new(dockerd)
+        // setpriv: the daemon gets SIGTERM if this test's thread dies without dropping us
+        // (a panic that aborts, a killed test process would otherwise leave it running).
+        let setpriv = crate::tools::require_tool("setpriv", "util-linux")?;
+        let child = Command::new(setpriv)
+            .args(["--pdeathsig", "TERM", "--"])
+            .arg(dockerd)
             .args([
                 "--iptables=false",
                 "--ip6tables=false",

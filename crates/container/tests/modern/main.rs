@@ -139,3 +139,43 @@ pub fn import_check(image: &str, mode: RepoMode, dir: &Path, commit: &Checksum, 
         .check()
         .unwrap_or_else(|e| panic!("ostree 2025.2 on {image} into {mode}: {e}"));
 }
+
+/// Running the setup again changes nothing: every mount exists once, the wrappers run.
+#[test]
+fn setup_is_idempotent() {
+    let root = d13().root().to_path_buf();
+    let mounts = || -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut v: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&root))
+            // A Docker test running meanwhile binds its socket there.
+            .filter(|m| !Path::new(m).starts_with(root.join("run")))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let before = mounts();
+    for sub in ["", "/proc", "/dev", "/sys", "/var/tmp"] {
+        let p = format!("{}{sub}", root.display());
+        assert_eq!(
+            before.iter().filter(|m| **m == p).count(),
+            1,
+            "{p}: {before:?}"
+        );
+    }
+    for _ in 0..2 {
+        test_support::tools::run(
+            std::process::Command::new("bash").arg(test_support::modern::setup_script()),
+        )
+        .unwrap();
+    }
+    assert_eq!(mounts(), before);
+    assert!(
+        d13()
+            .skopeo(&["--version"])
+            .starts_with("skopeo version 1.18")
+    );
+}
