@@ -31,6 +31,9 @@ log() { echo "debian13.sh: $*" >&2; }
 die() { echo "debian13.sh: error: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, mount, chroot)"
+for d in "${SHARED_DIRS[@]}"; do
+  case "$CACHE/" in "$d"/*) die "OSTREE_CONTAINER_CACHE ($CACHE) must not be under $d" ;; esac
+done
 
 is_mounted() { # PATH: whether PATH is a mount point
   awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo

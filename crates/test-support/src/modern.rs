@@ -26,8 +26,15 @@ use anyhow::{Context, bail};
 use crate::ostree_cli::OstreeCli;
 use crate::tools::{describe, run};
 
-/// Where the setup script keeps the chroot and the wrappers.
+/// Where the setup script keeps the chroot and the wrappers by default.
 pub const CACHE_DIR: &str = "/var/cache/ostree-container";
+
+/// Where they are: `$OSTREE_CONTAINER_CACHE` (as for the script), else [`CACHE_DIR`].
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("OSTREE_CONTAINER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CACHE_DIR))
+}
 
 /// The setup script (`scripts/debian13.sh` of this workspace).
 pub fn setup_script() -> PathBuf {
@@ -40,7 +47,7 @@ pub struct Debian13 {
     root: PathBuf,
     bin: PathBuf,
     versions: Versions,
-    /// An exclusive `flock` on `CACHE_DIR/use.lock`, held until the process exits.
+    /// An exclusive `flock` on `<cache_dir>/use.lock`, held until the process exits.
     _lock: File,
 }
 
@@ -90,24 +97,26 @@ impl Debian13 {
     ///
     /// Panics, with the setup script's output, if it cannot be set up.
     pub fn get() -> &'static Debian13 {
-        static D: OnceLock<Debian13> = OnceLock::new();
-        D.get_or_init(|| {
-            Self::setup().unwrap_or_else(|e| {
-                panic!(
-                    "the Debian 13 tools (skopeo 1.18, podman 5.4, ostree 2025.2) could not be \
-                     set up by {}: {e:#}",
-                    setup_script().display()
-                )
-            })
-        })
+        // The outcome is kept either way: after a failure every test fails at once with the
+        // same message instead of retrying a long setup.
+        static D: OnceLock<Result<Debian13, String>> = OnceLock::new();
+        match D.get_or_init(|| Self::setup().map_err(|e| format!("{e:#}"))) {
+            Ok(d) => d,
+            Err(e) => panic!(
+                "the Debian 13 tools (skopeo 1.18, podman 5.4, ostree 2025.2) could not be set \
+                 up by {}: {e}",
+                setup_script().display()
+            ),
+        }
     }
 
     fn setup() -> anyhow::Result<Self> {
         if !rustix::process::geteuid().is_root() {
             bail!("needs root (chroot, mount)");
         }
-        std::fs::create_dir_all(CACHE_DIR)?;
-        let lock_path = Path::new(CACHE_DIR).join("use.lock");
+        let cache = cache_dir();
+        std::fs::create_dir_all(&cache)?;
+        let lock_path = cache.join("use.lock");
         let lock = File::create(&lock_path).with_context(|| lock_path.display().to_string())?;
         use rustix::fs::{FlockOperation, flock};
         if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
@@ -138,8 +147,8 @@ impl Debian13 {
             "Debian 13 chroot ready in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let root = Path::new(CACHE_DIR).join("trixie");
-        let bin = Path::new(CACHE_DIR).join("bin");
+        let root = cache.join("trixie");
+        let bin = cache.join("bin");
         let version = |tool: &str| -> anyhow::Result<String> {
             Ok(first_line(&run(
                 Command::new(bin.join(tool)).arg("--version")
