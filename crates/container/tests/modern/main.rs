@@ -50,7 +50,9 @@ pub fn modern() -> FetchConfig {
 
 /// A committed tree and images of it (as in the unencapsulate tests).
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
+    /// `/var/tmp/oc-modern-fixture`: a fixed path (emptied first) because a static is never
+    /// dropped; the process-wide lock of [`Debian13::get`] keeps other test processes out.
+    pub dir: PathBuf,
     pub repo: Repo,
     pub commit: Checksum,
     /// `ostree checkout` (2022.7) of the commit.
@@ -64,8 +66,13 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = scratch();
-        let (src, repo) = generated_source(dir.path(), 2, 77);
+        d13();
+        let dir = PathBuf::from("/var/tmp/oc-modern-fixture");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir(&dir).unwrap();
+        let (src, repo) = generated_source(&dir, 2, 77);
         let mut spec = CommitSpec::new();
         spec.subject = "modern fixture".into();
         spec.timestamp = Some(1_577_836_800);
@@ -79,7 +86,7 @@ pub fn fixture() -> &'static Fixture {
                 &NO,
             )
             .unwrap();
-        let checkout = dir.path().join("checkout");
+        let checkout = dir.join("checkout");
         OstreeCli::new()
             .unwrap()
             .checkout(repo.path(), &commit.to_hex(), &checkout, false)
@@ -89,7 +96,7 @@ pub fn fixture() -> &'static Fixture {
         let mut layer = Vec::new();
         plan.write_commit_layer(&mut layer, &HashSet::new())
             .unwrap();
-        let single = dir.path().join("single");
+        let single = dir.join("single");
         let labels = ostree_labels(&commit.to_hex(), &layer);
         write_layout(&single, &[layer], &labels, LayerCompression::None).unwrap();
 
@@ -106,7 +113,7 @@ pub fn fixture() -> &'static Fixture {
             plan.write_chunk_layer(&mut t, c).unwrap();
             layers.push(t);
         }
-        let chunked = dir.path().join("chunked");
+        let chunked = dir.join("chunked");
         let labels = ostree_labels(&commit.to_hex(), layers.last().unwrap());
         write_layout(&chunked, &layers, &labels, LayerCompression::Gzip).unwrap();
         drop(plan);
