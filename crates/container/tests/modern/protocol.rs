@@ -1,6 +1,7 @@
 //! The image-proxy protocol skopeo 1.18 speaks (container-image-format §10.2) and the gated
 //! paths it opens: `GetLayerInfo` (pulls from containers-storage / docker-daemon) and policy
-//! enforcement in the proxy (0.2.6, which `ostree-image-signed:` requires). skopeo 1.18 is
+//! enforcement in the proxy (0.2.6, which `ostree-image-signed:` requires), and
+//! `OpenImageOptional` (0.2.4). skopeo 1.18 is
 //! below 0.2.7 (`GetLayerInfoPiped`, `GetRawBlob`: skopeo 1.19).
 
 use ostree_container::{FetchErrorKind, ImageFetcher, ImageReference};
@@ -42,5 +43,38 @@ fn skopeo_1_18_speaks_0_2_6() {
         let e = ImageFetcher::open(&r, anon()).await.unwrap_err();
         assert_eq!(e.kind(), FetchErrorKind::Unsupported, "{e}");
         assert!(e.to_string().contains("0.2.3"), "{e}");
+    });
+}
+
+/// `OpenImageOptional` (0.2.4; we do not use it, the reference does for containers-storage):
+/// skopeo 1.18 answers "absent" for a missing image, skopeo 1.9.3 does not know the call.
+#[test]
+fn open_image_optional_needs_newer_than_1_9() {
+    use containers_image_proxy::{ImageProxy, ImageProxyConfig};
+    let proxy = |program: std::path::PathBuf| async move {
+        let mut c = ImageProxyConfig::default();
+        c.auth_anonymous = true;
+        c.skopeo_cmd = Some(std::process::Command::new(program));
+        ImageProxy::new_with_config(c).await.unwrap()
+    };
+    rt().block_on(async {
+        let p = proxy(d13().skopeo_path()).await;
+        let missing = p
+            .open_image_optional("containers-storage:localhost/oc-never-stored:latest")
+            .await
+            .unwrap();
+        assert!(missing.is_none());
+        p.finalize().await.unwrap();
+
+        let p = proxy("skopeo".into()).await;
+        assert_eq!(p.protocol_version().to_string(), "0.2.3");
+        let e = p
+            .open_image_optional("oci:/var/tmp/oc-never-written:latest")
+            .await
+            .expect_err("skopeo 1.9.3 has no OpenImageOptional");
+        assert!(
+            e.to_string().contains("unknown method: OpenImageOptional"),
+            "{e}"
+        );
     });
 }
