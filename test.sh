@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, then all unit and integration tests against the
-# real ostree, skopeo and a loopback docker-registry. Installs missing Debian packages first.
+# real ostree, skopeo and a loopback docker-registry, and (the `modern` tests) Debian 13's skopeo,
+# podman and ostree in a chroot plus a Docker daemon. Installs missing Debian packages and sets
+# up the chroot first.
 source "$(dirname "$0")/scripts/lib.sh"
 cd "$ROOT"
 ensure_packages
+echo "==> Debian 13 tools (scripts/debian13.sh)"
+ensure_debian13
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

@@ -1,7 +1,8 @@
 # Shared by demo.sh and test.sh: install what is missing, idempotently.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates tmux)
+APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates
+  tmux debootstrap docker.io)
 
 ensure_packages() {
   local missing=()
@@ -28,4 +29,14 @@ ensure_packages() {
       rustup component add "$c"
     fi
   done
+}
+
+# The Debian 13 chroot (skopeo 1.18, podman 5.4, ostree 2025.2) the `modern` tests use; see
+# scripts/debian13.sh. Reused when complete, built (~1.5 min) otherwise.
+ensure_debian13() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  local start=$SECONDS
+  $sudo bash "$ROOT/scripts/debian13.sh"
+  echo "==> Debian 13 tools ready ($((SECONDS - start)) s)"
 }

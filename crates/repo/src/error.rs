@@ -84,7 +84,11 @@ pub enum RepoError {
         secs: i64,
     },
     /// A compare-and-swap ref update found the ref moved by someone else.
-    #[error("ref {name} changed under us: expected {}, found {}", fmt_opt(expected), fmt_opt(found))]
+    #[error(
+        "ref {name} changed under us: expected {}, found {}",
+        fmt_opt(expected),
+        fmt_opt(found)
+    )]
     RefChanged {
         /// The ref.
         name: String,

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod compare;
 pub mod layer;
+pub mod modern;
 pub mod oci;
 pub mod ostree_cli;
 pub mod registry;

@@ -1,4 +1,5 @@
-//! The real `ostree` CLI (Debian package `ostree`, 2022.7) as a test oracle.
+//! The real `ostree` CLI (Debian package `ostree`, 2022.7; or Debian 13's 2025.2 through
+//! [`crate::modern`]) as a test oracle.
 //!
 //! Every command runs with `LC_ALL=C` and `TZ=UTC` and stdin from /dev/null.
 
@@ -94,6 +95,11 @@ impl OstreeCli {
         Ok(OstreeCli {
             bin: require_tool("ostree", "ostree")?,
         })
+    }
+
+    /// Another `ostree` program (e.g. [`crate::modern::Debian13::ostree`]'s 2025.2 wrapper).
+    pub fn with_bin(bin: impl Into<PathBuf>) -> Self {
+        OstreeCli { bin: bin.into() }
     }
 
     /// Path of the `ostree` binary.

@@ -93,6 +93,9 @@ pub struct EncapsulateOptions {
     pub cert_dir: Option<PathBuf>,
     /// Push without TLS verification (`--dest-tls-verify=false`).
     pub insecure_skip_tls_verification: bool,
+    /// The skopeo that copies to destinations other than `oci:` and `oci-archive:` (default
+    /// `skopeo` on `PATH`); `containers-storage:` and `docker-daemon:` need a recent one.
+    pub skopeo: Option<crate::fetch::SkopeoCommand>,
     /// Where temporary layouts go (default `/var/tmp`).
     pub tmp_dir: Option<PathBuf>,
     /// Progress observer.
@@ -477,6 +480,7 @@ pub fn encapsulate(
                 cert_dir: options.cert_dir.clone(),
                 insecure_skip_tls_verification: options.insecure_skip_tls_verification,
                 registry: dest.transport == Transport::Registry,
+                skopeo: options.skopeo.clone(),
             };
             let pushed = oci::skopeo_push(dir.path(), "latest", &dest_str, &push)?;
             Ok(if pushed.is_empty() { digest } else { pushed })

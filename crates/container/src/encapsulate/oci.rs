@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::compress::set_blob_mode;
 use super::error::EncapsulateError;
+use crate::fetch::SkopeoCommand;
 
 /// The annotation holding a manifest's tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -198,6 +199,8 @@ pub struct PushOptions {
     pub insecure_skip_tls_verification: bool,
     /// Registry destination (TLS options apply only there).
     pub registry: bool,
+    /// The skopeo to run (default `skopeo` on `PATH`).
+    pub skopeo: Option<SkopeoCommand>,
 }
 
 /// `skopeo copy oci:<layout>:<tag> <dest>`; returns the digest skopeo pushed.
@@ -208,7 +211,14 @@ pub fn skopeo_push(
     opts: &PushOptions,
 ) -> Result<String, EncapsulateError> {
     let digestfile = layout.join(".digest");
-    let mut cmd = Command::new("skopeo");
+    let mut cmd = match &opts.skopeo {
+        Some(s) => {
+            let mut c = Command::new(&s.program);
+            c.args(&s.args);
+            c
+        }
+        None => Command::new("skopeo"),
+    };
     cmd.args(["copy", "--quiet", "--digestfile"])
         .arg(&digestfile);
     if let Some(a) = &opts.authfile {
@@ -223,10 +233,11 @@ pub fn skopeo_push(
         }
     }
     cmd.arg(format!("oci:{}:{tag}", layout.display())).arg(dest);
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd.output().map_err(|e| EncapsulateError::Push {
         dest: dest.to_string(),
         status: "not started".into(),
-        stderr: format!("running skopeo: {e} (install the skopeo package)"),
+        stderr: format!("running {program}: {e} (install the skopeo package)"),
     })?;
     if !out.status.success() {
         return Err(EncapsulateError::Push {

@@ -281,7 +281,8 @@ impl<'r> Transaction<'r> {
     /// partial markers. The proof may run before the move: objects are only ever added, and the
     /// shared repository lock keeps `ostree prune` out until we are done.
     pub fn commit(mut self) -> Result<TxnStats> {
-        let refs = std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
+        let refs =
+            std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
         let partial = self
             .partial
             .lock()
