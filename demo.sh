@@ -4,7 +4,10 @@
 #  2. encapsulates the commit as a chunked OCI image and pushes it to a docker-registry started
 #     on 127.0.0.1;
 #  3. unencapsulates the image from the registry into a fresh repository;
-#  4. has the real `ostree` verify the result (fsck, same commit, identical checkout).
+#  4. has the real `ostree` verify the result (fsck, same commit, identical checkout);
+#  5. builds a derived image (the base plus an ordinary container layer that changes, adds and
+#     deletes files), pushes it, and pulls it into the layered-image store (`image pull`): a merge
+#     commit composed from trees, checked by `ostree fsck` and `ostree checkout`.
 source "$(dirname "$0")/scripts/lib.sh"
 cd "$ROOT"
 ensure_packages
@@ -21,6 +24,10 @@ trap cleanup EXIT
 
 echo "==> 1. sample tree and commit"
 "$ROOT/target/release/gen-tree" sample "$WORK/tree"
+mkdir -p "$WORK/tree/usr/bin" "$WORK/tree/usr/share/demo" "$WORK/tree/usr/etc"
+for i in $(seq 1 20); do echo "demo file $i" >"$WORK/tree/usr/share/demo/file$i"; done
+printf '#!/bin/sh\necho demo\n' >"$WORK/tree/usr/bin/demo" && chmod 0755 "$WORK/tree/usr/bin/demo"
+echo "demo=1" >"$WORK/tree/usr/etc/demo.conf"
 "$OC" repo init --repo "$WORK/source" --mode bare-user
 commit=$("$OC" repo commit --quiet --repo "$WORK/source" -b demo -s "ostree-container demo" \
   --add-metadata-string version=1.0 --timestamp 2020-01-01T00:00:00Z --tree=dir="$WORK/tree")
@@ -67,3 +74,27 @@ echo "imported commit:   $imported"
 [ "$commit" = "$imported" ] || { echo "commits differ!" >&2; exit 1; }
 echo "objects imported:  $objects"
 echo "import time:       $(( (end - start) / 1000000 )) ms"
+
+echo
+echo "==> 5. a derived image through the layered-image store"
+"$OC" encapsulate --quiet --repo "$WORK/source" --max-layers 8 demo "oci:$WORK/layout:base" >/dev/null
+python3 "$ROOT/bench/oci_derive.py" layer "$WORK/tree" "$WORK/app-layer.tar.gz" --touch 8 >/dev/null
+python3 "$ROOT/bench/oci_derive.py" append "$WORK/layout" base app "$WORK/app-layer.tar.gz" >/dev/null
+app="127.0.0.1:$port/demo/app:latest"
+skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/layout:app" "docker://$app"
+"$OC" repo init --repo "$WORK/store" --mode bare-user
+"$OC" image pull --insecure-skip-tls-verification "$WORK/store" "ostree-unverified-registry:$app" \
+  | tee "$WORK/pull.out"
+merge=$(sed -n 's/^Wrote: .* => //p' "$WORK/pull.out")
+"$OC" image pull --quiet --insecure-skip-tls-verification "$WORK/store" "ostree-unverified-registry:$app"
+"$OC" image list --repo "$WORK/store"
+"$OC" image history --repo "$WORK/store" "docker://$app" | tail -2
+ostree fsck --repo="$WORK/store" | tail -1
+ostree checkout --repo="$WORK/store" "$merge" "$WORK/co-store"
+changed=$( (diff -rq --no-dereference "$WORK/co-imported" "$WORK/co-store" || true) | wc -l)
+parent=$(ostree show --repo="$WORK/store" --print-metadata-key=ostree.manifest-digest "$merge")
+echo
+echo "derived image:     docker://$app (manifest $parent)"
+echo "merge commit:      $merge"
+echo "paths that differ from the base checkout: $changed (the derived layer's changes)"
+[ "$changed" -gt 0 ] || { echo "the derived layer changed nothing?" >&2; exit 1; }
