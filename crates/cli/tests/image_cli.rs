@@ -401,3 +401,117 @@ fn progress_fits_an_80x24_terminal() {
     assert!(final_screen.contains("Wrote: "), "{final_screen}");
     assert!(saw_bars, "never saw the overall line with in-flight bars");
 }
+
+#[test]
+fn update_check_diff_and_compare() {
+    let d = scratch();
+    let layer = |name: &str| {
+        LayerTar::new()
+            .dir("usr/", 0o755, 0, 0)
+            .file(&format!("usr/share/{name}"), name.as_bytes(), 0o644, 0, 0)
+            .finish()
+    };
+    // v1 and v2 share the base (same generated tree) and the first derived layer.
+    let v1 = derived_image(d.path(), "v1", vec![layer("one")]);
+    let v2 = derived_image(d.path(), "v2", vec![layer("one"), layer("two")]);
+    let repo = d.path().join("repo");
+    run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    // The image the user tracks lives at one path: v1 first.
+    let tracked = d.path().join("tracked");
+    let copy = |from: &Path| {
+        let _ = std::fs::remove_dir_all(&tracked);
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(&tracked)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    copy(&v1);
+    let imgref = format!("ostree-unverified-image:oci:{}:latest", tracked.display());
+    let plain = format!("oci:{}:latest", tracked.display());
+    run_ok(
+        OC.cmd()
+            .args(["image", "pull", "--quiet", path_str(&repo), &imgref]),
+    );
+
+    // compare: v1 -> v2 adds one layer.
+    let out = run_ok(OC.cmd().args([
+        "compare",
+        &format!("ostree-unverified-image:oci:{}:latest", v1.display()),
+        &format!("ostree-unverified-image:oci:{}:latest", v2.display()),
+    ]));
+    let l = lines(&out);
+    assert!(l[0].starts_with("Total new layers: 3 "), "{out}");
+    assert!(l[1].starts_with("Removed layers:   0 "), "{out}");
+    assert!(l[2].starts_with("Added layers:     1 "), "{out}");
+
+    // The image is updated in place; a check writes the new manifest (path relative to the
+    // working directory) and records it, fetching nothing.
+    copy(&v2);
+    let out = run_ok(OC.cmd().current_dir(d.path()).args([
+        "image",
+        "pull",
+        "--check",
+        "new.json",
+        path_str(&repo),
+        &imgref,
+    ]));
+    assert!(
+        out.starts_with(&format!("Update available for {imgref}: sha256:")),
+        "{out}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("new.json")).unwrap()).unwrap();
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+    let cached = run_ok(OC.cmd().args([
+        "image",
+        "metadata",
+        "--repo",
+        path_str(&repo),
+        &plain,
+        "--cached-update",
+    ]));
+    let cached: serde_json::Value = serde_json::from_str(&cached).unwrap();
+    assert_eq!(cached, manifest);
+    run_ok(OC.cmd().args([
+        "image",
+        "clear-cached-update",
+        "--repo",
+        path_str(&repo),
+        &plain,
+    ]));
+    let out = OC
+        .cmd()
+        .args([
+            "image",
+            "metadata",
+            "--repo",
+            path_str(&repo),
+            &plain,
+            "--cached-update",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // The pull itself prints the manifest diff, then fetches only the new layer.
+    let out = run_ok(OC.cmd().args(["image", "pull", path_str(&repo), &imgref]));
+    let l = lines(&out);
+    assert!(l[0].starts_with("Total new layers: 3 "), "{out}");
+    assert!(l[1].starts_with("Removed layers:   0 "), "{out}");
+    assert!(l[2].starts_with("Added layers:     1 "), "{out}");
+    assert!(
+        l[3].starts_with("layers already present: 2; layers needed: 1 ("),
+        "{out}"
+    );
+    assert!(l[4].starts_with(&format!("Wrote: {imgref} => ")), "{out}");
+}
