@@ -30,7 +30,7 @@ use rustix::fs::AtFlags;
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::progress::{Progress, check_interrupt};
-use crate::repo::Repo;
+use crate::repo::{Repo, RepoLock};
 use crate::sys;
 
 /// What to prune (the flags of `ostree prune`).
@@ -99,6 +99,46 @@ impl Repo {
         interrupt: &AtomicBool,
     ) -> Result<PruneReport> {
         let _lock = self.lock(true)?;
+        self.prune_under_lock(opts, progress, interrupt)
+    }
+
+    /// [`Repo::prune`] for a caller that already holds the **exclusive** repository lock
+    /// ([`Repo::lock`]`(true)`), e.g. to drop refs and prune in one critical section that no
+    /// writer can enter. A shared lock is refused ([`crate::ErrorKind::Usage`]): the repository
+    /// lock is not recursive, and pruning under a shared lock would race writers.
+    pub fn prune_locked(
+        &self,
+        lock: &RepoLock,
+        opts: &PruneOptions,
+        progress: &dyn Progress,
+        interrupt: &AtomicBool,
+    ) -> Result<PruneReport> {
+        let _held = lock;
+        if self.config.locking {
+            // If a shared lock can be taken now, nobody holds the exclusive one.
+            let path = self.path.join(".lock");
+            let fd = rustix::fs::openat(
+                self.dir.as_fd(),
+                ".lock",
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .io("open", &path)?;
+            if sys::ofd_lock(fd.as_fd(), sys::LockKind::Shared).io("lock", &path)? {
+                return Err(RepoError::InvalidArgument(
+                    "pruning needs the exclusive repository lock; a shared one is held".into(),
+                ));
+            }
+        }
+        self.prune_under_lock(opts, progress, interrupt)
+    }
+
+    fn prune_under_lock(
+        &self,
+        opts: &PruneOptions,
+        progress: &dyn Progress,
+        interrupt: &AtomicBool,
+    ) -> Result<PruneReport> {
         check_interrupt(interrupt)?;
         let roots = if opts.refs_only {
             self.prune_ref_roots()?

@@ -640,3 +640,39 @@ fn prune_drops_static_deltas_and_summary_caches_as_libostree() {
         BTreeSet::from(["origin".to_string(), "origin.sig".to_string()])
     );
 }
+
+/// `prune_locked` runs under a caller's exclusive lock and refuses a shared one.
+#[test]
+fn prune_locked_needs_the_exclusive_lock() {
+    let d = scratch();
+    let repo = history_repo(d.path(), "bare-user");
+    let native = Repo::open(&repo).unwrap();
+    {
+        let shared = native.lock(false).unwrap();
+        let err = native
+            .prune_locked(
+                &shared,
+                &PruneOptions::refs_only(),
+                &NoProgress,
+                &NO_INTERRUPT,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
+    }
+    let theirs = d.path().join("theirs");
+    cp_a(&repo, &theirs);
+    let exclusive = native.lock(true).unwrap();
+    let r = native
+        .prune_locked(
+            &exclusive,
+            &PruneOptions::refs_only(),
+            &NoProgress,
+            &NO_INTERRUPT,
+        )
+        .unwrap();
+    drop(exclusive);
+    ostree_prune(&theirs, &["--refs-only"]);
+    assert!(r.objects_deleted > 0);
+    assert_eq!(repo_files(&repo), repo_files(&theirs));
+    fsck_clean(&repo);
+}
