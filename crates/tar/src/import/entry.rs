@@ -223,10 +223,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             self.entry(&mut tr, &h, &at)?;
         }
         let at = self.at_layer();
-        tr.drain().map_err(|source| TarError::Io {
-            at: at.clone(),
-            source,
-        })?;
+        tr.drain().map_err(|e| read_err(&at, e))?;
         Ok(())
     }
 

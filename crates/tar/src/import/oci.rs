@@ -543,7 +543,7 @@ impl Importer<'_, '_> {
             self.entry(&mut tr, &h, &at)?;
         }
         let at = self.at_layer();
-        tr.drain().map_err(|source| TarError::Io { at, source })?;
+        tr.drain().map_err(|e| read_err(&at, e))?;
         Ok(())
     }
 

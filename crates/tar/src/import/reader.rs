@@ -71,29 +71,91 @@ pub struct TarReader<R: Read> {
     done: bool,
 }
 
-fn parse_num(field: &[u8]) -> Result<u64, ReadError> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        // base-256: big-endian, first byte's top bit is the marker
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            v = v
+/// Largest entry size: GNU tar's `off_t` maximum.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
+
+/// Parses a numeric header field as strictly as GNU tar's `from_header` (list.c) for the values
+/// it accepts, and refuses what it refuses or would read differently from every other reader:
+///
+/// - one leading NUL, then leading whitespace, are skipped; a field that is blank to its end is
+///   refused ("Blanks in header where numeric value expected"); an all-NUL field is 0;
+/// - octal digits, with checked arithmetic, must be followed by the field's end, a NUL or
+///   whitespace (anything else is refused);
+/// - base-256: the first byte is exactly `0x80` (positive); `0xff` (negative, two's complement)
+///   is refused as no field we read may be negative, and any other byte with the top bit set is
+///   not a number to GNU tar either;
+/// - a leading `+` or `-` is refused: GNU tar reads it as the obsolescent base-64 of tar test
+///   releases from 1999 (with a warning) while other readers read it as signed octal, so no value
+///   is safe to take. In the checksum field (`octal_only`) GNU tar refuses it outright.
+///
+/// The value must not exceed `max`.
+fn parse_num(
+    field: &[u8],
+    what: &'static str,
+    max: u64,
+    octal_only: bool,
+) -> Result<u64, ReadError> {
+    let bad = |why: &str| ReadError::Corrupt(format!("{what} field: {why}"));
+    let mut i = usize::from(field.first() == Some(&0));
+    while i < field.len() && field[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if i == field.len() {
+        return Err(bad("blank where a number is expected"));
+    }
+    let mut value: u64 = 0;
+    let c = field[i];
+    if (b'0'..=b'7').contains(&c) {
+        while i < field.len() && (b'0'..=b'7').contains(&field[i]) {
+            value = value
+                .checked_mul(8)
+                .and_then(|v| v.checked_add(u64::from(field[i] - b'0')))
+                .ok_or_else(|| bad("octal value out of range"))?;
+            i += 1;
+        }
+    } else if octal_only {
+        // Only octal digits, a NUL or whitespace may follow (checked below).
+    } else if c == b'+' || c == b'-' {
+        return Err(bad("signed (obsolescent base-64) numbers are not accepted"));
+    } else if c == 0x80 && i + 2 <= field.len() {
+        for &b in &field[i + 1..] {
+            value = value
                 .checked_mul(256)
                 .and_then(|v| v.checked_add(u64::from(b)))
-                .ok_or_else(|| ReadError::Corrupt("numeric field overflows".into()))?;
+                .ok_or_else(|| bad("base-256 value out of range"))?;
         }
-        return Ok(v);
+        i = field.len();
+    } else if c == 0xff && i + 2 <= field.len() {
+        return Err(bad("negative base-256 value"));
     }
-    let s: Vec<u8> = field
-        .iter()
-        .copied()
-        .skip_while(|b| *b == b' ' || *b == 0)
-        .take_while(|b| *b != b' ' && *b != 0)
-        .collect();
-    if s.is_empty() {
-        return Ok(0);
+    if i < field.len() && field[i] != 0 && !field[i].is_ascii_whitespace() {
+        return Err(bad(&format!(
+            "{:?} where a number is expected",
+            String::from_utf8_lossy(cstr(field))
+        )));
     }
-    let s = std::str::from_utf8(&s).map_err(|_| ReadError::Corrupt("bad numeric field".into()))?;
-    u64::from_str_radix(s, 8).map_err(|_| ReadError::Corrupt(format!("bad numeric field {s:?}")))
+    if value > max {
+        return Err(bad(&format!("value {value} out of range 0..={max}")));
+    }
+    Ok(value)
+}
+
+/// A PAX decimal value as GNU tar's `decode_num` reads it: digits only (no sign, no blanks),
+/// at most `max`.
+fn parse_pax_num(v: &[u8], key: &str, max: u64) -> Result<u64, ReadError> {
+    let bad = || ReadError::Corrupt(format!("malformed PAX record: invalid {key}"));
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let n = v.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    });
+    match n {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(ReadError::Corrupt(format!(
+            "PAX record {key}: value out of range 0..={max}"
+        ))),
+    }
 }
 
 fn cstr(field: &[u8]) -> &[u8] {
@@ -102,7 +164,7 @@ fn cstr(field: &[u8]) -> &[u8] {
 }
 
 fn checksum_ok(block: &[u8; 512]) -> Result<bool, ReadError> {
-    let stored = parse_num(&block[148..156])?;
+    let stored = parse_num(&block[148..156], "checksum", i64::MAX as u64, true)?;
     let mut unsigned: u64 = 0;
     let mut signed: i64 = 0;
     for (i, &b) in block.iter().enumerate() {
@@ -135,28 +197,20 @@ fn parse_pax(data: &[u8], pax: &mut Pax) -> Result<(), ReadError> {
             break;
         }
         let sp = rest.iter().position(|b| *b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&rest[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
+        let len = usize::try_from(parse_pax_num(&rest[..sp], "record length", MAX_PAX)?)
+            .map_err(|_| bad())?;
         if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err(bad());
         }
         let rec = &rest[sp + 1..len - 1];
         let eq = rec.iter().position(|b| *b == b'=').ok_or_else(bad)?;
         let (k, v) = (&rec[..eq], &rec[eq + 1..]);
-        let num = || -> Result<u64, ReadError> {
-            std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(bad)
-        };
         match k {
             b"path" => pax.path = Some(v.to_vec()),
             b"linkpath" => pax.link = Some(v.to_vec()),
-            b"size" => pax.size = Some(num()?),
-            b"uid" => pax.uid = Some(num()?),
-            b"gid" => pax.gid = Some(num()?),
+            b"size" => pax.size = Some(parse_pax_num(v, "size", MAX_SIZE)?),
+            b"uid" => pax.uid = Some(parse_pax_num(v, "uid", u32::MAX.into())?),
+            b"gid" => pax.gid = Some(parse_pax_num(v, "gid", u32::MAX.into())?),
             _ => {
                 if let Some(name) = k.strip_prefix(PAX_XATTR) {
                     pax.xattrs.push((name.to_vec(), v.to_vec()));
@@ -232,7 +286,11 @@ impl<R: Read> TarReader<R> {
         if self.done {
             return Ok(None);
         }
-        self.skip(self.remaining + self.padding)?;
+        let pending = self
+            .remaining
+            .checked_add(self.padding)
+            .ok_or_else(|| ReadError::Corrupt("entry size overflows".into()))?;
+        self.skip(pending)?;
         self.remaining = 0;
         self.padding = 0;
         let mut long_name: Option<Vec<u8>> = None;
@@ -259,7 +317,7 @@ impl<R: Read> TarReader<R> {
                 return Err(ReadError::Corrupt("tar header checksum mismatch".into()));
             }
             let typeflag = block[156];
-            let size = parse_num(&block[124..136])?;
+            let size = parse_num(&block[124..136], "size", MAX_SIZE, false)?;
             match typeflag {
                 b'L' => {
                     let mut v = self.read_ext(size, name_limit, "GNU long name")?;
@@ -316,13 +374,13 @@ impl<R: Read> TarReader<R> {
                 |v: u64| u32::try_from(v).map_err(|_| ReadError::Corrupt("id overflows".into()));
             let uid = id(match pax.uid {
                 Some(u) => u,
-                None => parse_num(&block[108..116])?,
+                None => parse_num(&block[108..116], "uid", u32::MAX.into(), false)?,
             })?;
             let gid = id(match pax.gid {
                 Some(g) => g,
-                None => parse_num(&block[116..124])?,
+                None => parse_num(&block[116..124], "gid", u32::MAX.into(), false)?,
             })?;
-            let mode = u32::try_from(parse_num(&block[100..108])?)
+            let mode = u32::try_from(parse_num(&block[100..108], "mode", u32::MAX.into(), false)?)
                 .map_err(|_| ReadError::Corrupt("mode overflows".into()))?;
             // Links, symlinks and directories carry no data whatever their size field says
             // (POSIX); everything else is followed by `size` bytes.
@@ -351,10 +409,35 @@ impl<R: Read> TarReader<R> {
         EntryData { r: self }
     }
 
-    /// Reads and discards everything after the end marker (compressed streams and pipes must be
-    /// drained so the producer can finish, spec §10.3).
-    pub fn drain(&mut self) -> io::Result<u64> {
-        io::copy(&mut self.inner, &mut io::sink())
+    /// Reads everything after the end-of-archive marker (compressed streams and pipes must be
+    /// drained so the producer can finish, spec §10.3) and returns how many bytes followed it.
+    ///
+    /// Those bytes must all be zero (the rest of the two-block marker and the blocking padding
+    /// that tar writers add to fill a record). Anything else is refused, stopping at the first
+    /// non-zero byte: GNU tar silently ignores whatever follows the marker (and `--ignore-zeros`
+    /// readers go on to read it as further members), so a layer carrying data there would be
+    /// two different file sets to two readers; no writer we know of produces one.
+    pub fn drain(&mut self) -> Result<u64, ReadError> {
+        let mut total = 0u64;
+        loop {
+            let buf = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::Io(e)),
+            };
+            if buf.is_empty() {
+                return Ok(total);
+            }
+            if let Some(i) = buf.iter().position(|b| *b != 0) {
+                return Err(ReadError::Corrupt(format!(
+                    "non-zero data after the end-of-archive marker ({} bytes past its first block)",
+                    total + i as u64
+                )));
+            }
+            let n = buf.len();
+            self.inner.consume(n);
+            total += n as u64;
+        }
     }
 }
 
@@ -378,5 +461,215 @@ impl<R: Read> Read for EntryData<'_, R> {
         }
         self.r.remaining -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ustar header for `name` with the given raw size field (other numeric fields valid).
+    fn header(name: &str, typeflag: u8, size: &[u8; 12]) -> [u8; 512] {
+        let mut b = [0u8; 512];
+        b[..name.len()].copy_from_slice(name.as_bytes());
+        b[100..108].copy_from_slice(b"0000644\0");
+        b[108..116].copy_from_slice(b"0000000\0");
+        b[116..124].copy_from_slice(b"0000000\0");
+        b[124..136].copy_from_slice(size);
+        b[136..148].copy_from_slice(b"00000000000\0");
+        b[156] = typeflag;
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[263..265].copy_from_slice(b"00");
+        fix_checksum(&mut b);
+        b
+    }
+
+    fn fix_checksum(b: &mut [u8; 512]) {
+        b[148..156].copy_from_slice(b"        ");
+        let sum: u32 = b.iter().map(|x| u32::from(*x)).sum();
+        b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    fn octal_size(n: u64) -> [u8; 12] {
+        let mut f = [0u8; 12];
+        f[..11].copy_from_slice(format!("{n:011o}").as_bytes());
+        f
+    }
+
+    fn base256(n: u64) -> [u8; 12] {
+        let mut f = [0u8; 12];
+        f[0] = 0x80;
+        f[4..].copy_from_slice(&n.to_be_bytes());
+        f
+    }
+
+    fn archive(blocks: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for b in blocks {
+            v.extend_from_slice(b);
+        }
+        v.extend_from_slice(&[0u8; 1024]);
+        v
+    }
+
+    fn first(data: &[u8]) -> Result<Option<EntryHeader>, ReadError> {
+        TarReader::new(data, 4096).next_entry()
+    }
+
+    fn all(data: &[u8]) -> Result<Vec<Vec<u8>>, ReadError> {
+        let mut r = TarReader::new(data, 4096);
+        let mut names = Vec::new();
+        while let Some(h) = r.next_entry()? {
+            names.push(h.path);
+        }
+        r.drain()?;
+        Ok(names)
+    }
+
+    fn corrupt_reason(r: Result<impl std::fmt::Debug, ReadError>) -> String {
+        match r {
+            Err(ReadError::Corrupt(s)) => s,
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn size_of_u64_max_is_refused_not_wrapped() {
+        // 2^64-1 as base-256: remaining + padding used to wrap to 0, so the entry's data was
+        // parsed as headers (release) or the addition panicked (debug).
+        let mut f = [0xffu8; 12];
+        f[0] = 0x80;
+        f[1..4].copy_from_slice(&[0, 0, 0]);
+        let inner = header("hidden", b'0', &octal_size(0));
+        let data = archive(&[&header("a", b'0', &f), &inner]);
+        let why = corrupt_reason(all(&data));
+        assert!(
+            why.contains("size field") && why.contains("out of range"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn sizes_above_i64_max_are_refused() {
+        let ok = archive(&[&header("a", b'0', &base256(0)), &[0u8; 0]]);
+        assert_eq!(all(&ok).unwrap(), vec![b"a".to_vec()]);
+        let at_max = first(&archive(&[&header("a", b'0', &base256(i64::MAX as u64))]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_max.size, i64::MAX as u64);
+        let why = corrupt_reason(first(&archive(&[&header(
+            "a",
+            b'0',
+            &base256(i64::MAX as u64 + 1),
+        )])));
+        assert!(why.contains("out of range"), "{why}");
+        // The same through a PAX size record.
+        let rec = format!("size={}\n", i64::MAX as u64 + 1);
+        let rec = format!("{} {rec}", rec.len() + 3);
+        let mut pax = rec.into_bytes();
+        let pax_len = pax.len() as u64;
+        pax.resize(512, 0);
+        let why = corrupt_reason(first(&archive(&[
+            &header("pax", b'x', &octal_size(pax_len)),
+            &pax,
+            &header("a", b'0', &octal_size(0)),
+        ])));
+        assert!(
+            why.contains("size") && why.contains("out of range"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn numeric_fields_as_strict_as_gnu_tar() {
+        let size = |f: &[u8; 12]| first(&archive(&[&header("a", b'0', f)]));
+        let field = |s: &[u8]| {
+            let mut f = [0u8; 12];
+            f[..s.len()].copy_from_slice(s);
+            f
+        };
+        // Accepted as GNU tar does: leading NUL then blanks, trailing NUL or blank, all-NUL = 0.
+        assert_eq!(size(&field(b"\0   0000017")).unwrap().unwrap().size, 0o17);
+        assert_eq!(size(&field(b"17 trailing")).unwrap().unwrap().size, 0o17);
+        assert_eq!(size(&field(b"")).unwrap().unwrap().size, 0);
+        assert_eq!(size(&base256(5)).unwrap().unwrap().size, 5);
+        // Refused: sign, blanks only, garbage after digits, negative or unknown base-256.
+        for (f, what) in [
+            (field(b"+0000000017"), "signed"),
+            (field(b"-0000000017"), "signed"),
+            (*b"            ", "blank"),
+            (field(b"0000000017x"), "where a number is expected"),
+            (field(b"0000000009"), "where a number is expected"),
+            ([0xffu8; 12], "negative"),
+            (
+                [0x81, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                "where a number is expected",
+            ),
+            (
+                [
+                    0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ],
+                "base-256 value out of range",
+            ),
+        ] {
+            let why = corrupt_reason(size(&f));
+            assert!(why.contains(what), "{f:?}: {why}");
+        }
+        // Twelve octal digits, no terminator: 8^12-1 is a valid size.
+        assert_eq!(size(b"777777777777").unwrap().unwrap().size, 0o777777777777);
+        // Mode, uid and gid go through the same parser.
+        let mut h = header("a", b'0', &octal_size(0));
+        h[108..116].copy_from_slice(b"+000001\0");
+        fix_checksum(&mut h);
+        assert!(corrupt_reason(first(&archive(&[&h]))).contains("uid field"));
+        // The checksum field takes octal only.
+        let mut h = header("a", b'0', &octal_size(0));
+        let sum = String::from_utf8_lossy(&h[148..154]).to_string();
+        h[148..156].copy_from_slice(format!("+{sum}\0").as_bytes());
+        assert!(corrupt_reason(first(&archive(&[&h]))).contains("checksum field"));
+    }
+
+    #[test]
+    fn pax_numbers_digits_only() {
+        for rec in ["size=+5\n", "uid= 5\n", "gid=-1\n", "size=\n"] {
+            let rec = format!("{} {rec}", rec.len() + 3);
+            let n = rec.len() as u64;
+            let mut pax = rec.into_bytes();
+            pax.resize(512, 0);
+            let why = corrupt_reason(first(&archive(&[
+                &header("pax", b'x', &octal_size(n)),
+                &pax,
+                &header("a", b'0', &octal_size(0)),
+            ])));
+            assert!(why.contains("PAX"), "{why}");
+        }
+        let mut pax = b"+13 size=500\n".to_vec();
+        pax.resize(512, 0);
+        let why = corrupt_reason(first(&archive(&[
+            &header("pax", b'x', &octal_size(13)),
+            &pax,
+            &header("a", b'0', &octal_size(0)),
+        ])));
+        assert!(why.contains("PAX"), "{why}");
+    }
+
+    #[test]
+    fn only_zeros_may_follow_the_end_marker() {
+        let a = header("a", b'0', &octal_size(0));
+        let mut data = archive(&[&a]);
+        data.extend_from_slice(&[0u8; 8192]);
+        assert_eq!(all(&data).unwrap(), vec![b"a".to_vec()]);
+        // A member hidden after the marker (what `tar --ignore-zeros` would extract).
+        let mut data = archive(&[&a]);
+        data.extend_from_slice(&header("smuggled", b'0', &octal_size(0)));
+        data.extend_from_slice(&[0u8; 1024]);
+        let why = corrupt_reason(all(&data));
+        assert!(why.contains("after the end-of-archive marker"), "{why}");
+        // A single stray byte far into the padding.
+        let mut data = archive(&[&a]);
+        data.extend_from_slice(&[0u8; 5000]);
+        data.push(1);
+        let why = corrupt_reason(all(&data));
+        assert!(why.contains("(5512 bytes past its first block)"), "{why}");
     }
 }
