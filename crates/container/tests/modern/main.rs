@@ -13,6 +13,8 @@ mod ostree2025;
 mod podman_accepts;
 mod protocol;
 mod pulls;
+mod signed;
+mod store_podman;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
