@@ -13,7 +13,14 @@ need_packages() {
   fi
 }
 
+# build_release: OC and GEN, built from the working tree; with OC_BIN and GEN_BIN set, those
+# binaries instead (a snapshot, when the tree is being edited and may not build).
 build_release() {
+  if [ -n "${OC_BIN:-}" ]; then
+    OC=$OC_BIN
+    GEN=${GEN_BIN:?GEN_BIN must be set with OC_BIN}
+    return 0
+  fi
   (cd "$ROOT" && cargo build --release --quiet -p ostree-container-cli -p test-support --bin ostree-container --bin gen-tree)
   OC="$ROOT/target/release/ostree-container"
   GEN="$ROOT/target/release/gen-tree"
@@ -85,7 +92,8 @@ RS
 
 # repo_variant_dir VARIANT NAME: the path of a repository for a mode variant as in
 # bench/unencapsulate.sh ("MODE", "MODE-tmpfs" on a 4G tmpfs, "MODE-ext4" on a journaled ext4 in a
-# loop-mounted 8G image), mounting on first use; sets REPO_MODE to the bare mode name.
+# loop-mounted 8G image), mounting on first use; sets REPO_MODE to the bare mode name (not seen by
+# the caller when run as $(...)).
 # cleanup_variant_mounts undoes the mounts.
 repo_variant_dir() {
   local variant=$1 name=$2
@@ -128,7 +136,7 @@ summarize_vs() {
       return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
     }
     END {
-      printf "%-34s %3s %9s %9s %6s %11s %10s\n", "run", "n", "wall(s)", "cpu(s)", "cores", "peakRSS(MB)", "vs " ref
+      printf "%-42s %3s %9s %9s %6s %11s %10s\n", "run", "n", "wall(s)", "cpu(s)", "cores", "peakRSS(MB)", "vs " ref
       for (i = 1; i <= names; i++) {
         name = order[i]
         mw[name] = median(w, name, n[name]); mc[name] = median(c, name, n[name]); mm[name] = median(m, name, n[name])
@@ -139,7 +147,7 @@ summarize_vs() {
           other = substr(name, 1, length(name) - length(ours)) ref
           if ((other in mw) && mw[name] > 0) r = sprintf("%9.2fx", mw[other] / mw[name])
         }
-        printf "%-34s %3d %9.2f %9.2f %6.2f %11.1f %10s\n", name, n[name], mw[name], mc[name], (mw[name] > 0 ? mc[name] / mw[name] : 0), mm[name] / 1024, r
+        printf "%-42s %3d %9.2f %9.2f %6.2f %11.1f %10s\n", name, n[name], mw[name], mc[name], (mw[name] > 0 ? mc[name] / mw[name] : 0), mm[name] / 1024, r
       }
     }'
 }
