@@ -178,3 +178,26 @@ mod tests {
         assert!(KeyFile::parse("[g]\nnovalue\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "(\\PC|[\\[\\]=\\\\;\n#])*") {
+            if let Ok(kf) = KeyFile::parse(&text) {
+                let groups: Vec<String> = kf.groups().map(str::to_string).collect();
+                for g in &groups {
+                    for k in ["gpg-verify", "gpgkeypath", "sign-verify", "url"] {
+                        let _ = kf.string(g, k);
+                        let _ = kf.boolean(g, k);
+                        let _ = kf.list(g, k, ';');
+                        let _ = kf.list(g, k, ',');
+                    }
+                }
+            }
+        }
+    }
+}

@@ -698,3 +698,79 @@ fn secret_key_file_format_matches_ostree_sign() {
         sign_ed25519(&sk[..32], b"x").unwrap()
     );
 }
+
+/// libostree's OpenSSL backend verifies with `EVP_PKEY_new_raw_public_key(ED25519)` and
+/// `EVP_DigestVerify` over the commit bytes: the `openssl` CLI does the same, so it checks our
+/// signatures independently of ed25519-dalek (Debian's ostree builds have no ed25519 at all), and
+/// a signature it makes from the same seed must verify with us.
+#[test]
+fn ed25519_cross_checked_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = [5u8; 32];
+    let sk = ed25519_secret_key_bytes(&seed);
+    let pk = ed25519_public_key(&sk).unwrap();
+    let data = b"the commit object's bytes".to_vec();
+    let p = |n: &str| dir.path().join(n);
+    fs::write(p("data"), &data).unwrap();
+    // SubjectPublicKeyInfo and PKCS#8 DER around the raw keys (RFC 8410).
+    let mut spki = hex_bytes("302a300506032b6570032100");
+    spki.extend_from_slice(&pk);
+    fs::write(p("pk.der"), spki).unwrap();
+    let mut pkcs8 = hex_bytes("302e020100300506032b657004220420");
+    pkcs8.extend_from_slice(&seed);
+    fs::write(p("sk.der"), pkcs8).unwrap();
+    fs::write(p("ours.sig"), sign_ed25519(&sk, &data).unwrap()).unwrap();
+    let s = |x: &str| p(x).to_str().unwrap().to_string();
+    run(Command::new("openssl").args([
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-keyform",
+        "DER",
+        "-inkey",
+        &s("pk.der"),
+        "-rawin",
+        "-in",
+        &s("data"),
+        "-sigfile",
+        &s("ours.sig"),
+    ]));
+    run(Command::new("openssl").args([
+        "pkeyutl",
+        "-sign",
+        "-keyform",
+        "DER",
+        "-inkey",
+        &s("sk.der"),
+        "-rawin",
+        "-in",
+        &s("data"),
+        "-out",
+        &s("theirs.sig"),
+    ]));
+    let theirs = fs::read(p("theirs.sig")).unwrap();
+    assert_eq!(theirs.len(), 64);
+    let meta = add_ed25519_signature(None, &theirs.try_into().unwrap()).unwrap();
+    let cfg = RemoteConfig {
+        name: "r".into(),
+        defined_in: None,
+        gpg_verify: false,
+        gpg_keys: vec![],
+        sign_verify: Some(ostree_sign::SignVerify::All),
+        ed25519: Some(ostree_sign::Ed25519Verifier {
+            keys: vec![pk],
+            ..Default::default()
+        }),
+    };
+    assert_eq!(
+        verify_commit(&cfg, &data, Some(&meta)).unwrap().ed25519_key,
+        Some(pk)
+    );
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
