@@ -774,3 +774,95 @@ fn hex_bytes(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// A signature made by a signing subkey (gpg picks the newest signing subkey when given the
+/// primary fingerprint): the subkey's binding is checked, the primary's user ID is reported.
+/// libostree agrees (`ostree show` says "Good signature" and names the primary key).
+#[test]
+fn signing_subkey() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("g");
+    fs::create_dir(&home).unwrap();
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    run(gpg(&home).args([
+        "--quick-gen-key",
+        "Sub <sub@example.com>",
+        "rsa3072",
+        "cert",
+        "never",
+    ]));
+    let colons = run(gpg(&home).args(["--with-colons", "--list-keys", "sub@example.com"]));
+    let primary = colons
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    run(gpg(&home).args(["--quick-add-key", &primary, "ed25519", "sign", "never"]));
+    let armored = dir.path().join("sub.asc");
+    fs::write(
+        &armored,
+        run(gpg(&home).args(["--armor", "--export", &primary])),
+    )
+    .unwrap();
+    let repo = Repo::new();
+    let c = repo.commit("subkey");
+    run(repo.ostree().args([
+        "gpg-sign",
+        &format!("--gpg-homedir={}", home.display()),
+        &c,
+        &primary,
+    ]));
+    repo.remote_add("origin", &[&format!("--gpg-import={}", armored.display())]);
+    let cfg = repo.config("origin").unwrap();
+    let (commit, meta) = repo.bytes(&c);
+    let v = verify_commit(&cfg, &commit, meta.as_deref()).unwrap();
+    let good = v.gpg_valid().unwrap();
+    assert_ne!(good.fingerprint, primary);
+    assert_eq!(good.primary_fingerprint.as_deref(), Some(primary.as_str()));
+    assert_eq!(good.user_id.as_deref(), Some("Sub <sub@example.com>"));
+    assert!(
+        v.describe()
+            .contains(&format!("Primary key ID {}", &primary[24..])),
+        "{}",
+        v.describe()
+    );
+    let shown = run(repo.ostree().args(["show", &c]));
+    assert!(
+        shown.contains("Good signature from \"Sub <sub@example.com>\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("Primary key ID {}", &primary[24..])),
+        "{shown}"
+    );
+}
+
+/// libostree as the oracle for the basic verdicts: `ostree show` (which uses the repository's
+/// remote keyrings) agrees with us on good and on untrusted.
+#[test]
+fn libostree_agrees_on_good_and_untrusted() {
+    let k = keys();
+    let (repo, c) = signed_repo(&k.rsa, &k.rsa.armored);
+    let shown = run(repo.ostree().args(["show", &c]));
+    assert!(
+        shown.contains(&format!("Good signature from \"{}\"", k.rsa.uid)),
+        "{shown}"
+    );
+    assert!(shown.contains(k.rsa.key_id()), "{shown}");
+    let (repo, c) = signed_repo(&k.other, &k.rsa.armored);
+    let shown = run(repo.ostree().args(["show", &c]));
+    assert!(
+        shown.contains("Can't check signature: public key not found"),
+        "{shown}"
+    );
+    assert!(shown.contains(k.other.key_id()), "{shown}");
+    let (commit, meta) = repo.bytes(&c);
+    let e = verify_commit(&repo.config("origin").unwrap(), &commit, meta.as_deref()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Can't check signature: public key not found"),
+        "{e}"
+    );
+}
