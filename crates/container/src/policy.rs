@@ -44,6 +44,11 @@ pub enum PolicyError {
         /// What is wrong.
         reason: String,
     },
+    /// `--insecure-policy` was requested: skopeo would then apply no policy at all.
+    #[error(
+        "the insecure-policy option disables the containers signature policy that ostree-image-signed: relies on"
+    )]
+    Disabled,
     /// The requirements that apply to the image accept anything.
     #[error(
         "containers signature policy {path} accepts any image for {scope} (insecureAcceptAnything); refusing to treat the image as signed. Configure signedBy or sigstoreSigned requirements for it, or use ostree-unverified-image: explicitly"

@@ -35,15 +35,29 @@ pub enum StoreError {
         /// Number of derived layers.
         derived: usize,
     },
-    /// `ostree-remote-*` references: ostree signature verification is not implemented yet.
-    #[error(
-        "{image}: ostree signature verification (remote {remote:?}) is not implemented yet; refusing to import unverified. Use ostree-unverified-registry: or ostree-unverified-image: to import without verification"
-    )]
-    SignatureVerificationUnsupported {
+    /// The ostree commit's signature did not verify with the remote's keys (or the remote's
+    /// configuration is unusable). Nothing was published.
+    #[error("{image}: signature verification with remote {remote:?} failed")]
+    Signature {
         /// The image.
         image: String,
         /// The ostree remote named.
         remote: String,
+        /// What the verifier found.
+        source: Box<ostree_sign::SignError>,
+    },
+    /// `ostree-remote-*` on an image with derived layers: only the ostree commit can carry an
+    /// ostree signature, as in the reference.
+    #[error(
+        "{image}: cannot verify layered containers via ostree remote {remote:?}: the image has {derived} container layer(s) that an ostree signature does not cover; use ostree-image-signed: with a containers signature policy"
+    )]
+    RemoteSignedDerived {
+        /// The image.
+        image: String,
+        /// The ostree remote named.
+        remote: String,
+        /// Number of derived layers.
+        derived: usize,
     },
     /// `ostree-image-signed:` needs the proxy to enforce containers-policy.json.
     #[error(
@@ -178,12 +192,22 @@ impl StoreError {
             },
             StoreError::Layout { .. }
             | StoreError::DerivedImage { .. }
-            | StoreError::SignatureVerificationUnsupported { .. }
             | StoreError::PolicyNeedsNewerSkopeo { .. } => ErrorKind::Unsupported,
             StoreError::Import { source, .. } | StoreError::Verify { source, .. } => {
                 tar_kind(source)
             }
             StoreError::CommitMismatch { .. } => ErrorKind::Corrupt,
+            StoreError::Signature { source, .. } => {
+                use ostree_sign::SignErrorKind as S;
+                match source.kind() {
+                    S::Io => ErrorKind::Io,
+                    S::UnknownRemote | S::Config | S::VerificationDisabled | S::NoKeys => {
+                        ErrorKind::Usage
+                    }
+                    _ => ErrorKind::Corrupt,
+                }
+            }
+            StoreError::RemoteSignedDerived { .. } => ErrorKind::Unsupported,
             StoreError::Policy { source, .. } => match source {
                 crate::policy::PolicyError::Read { .. } => ErrorKind::Io,
                 _ => ErrorKind::Usage,

@@ -113,6 +113,9 @@ pub struct PullOptions {
     pub network_retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub retry_backoff: std::time::Duration,
+    /// Where `ostree-remote-*` verification finds system remotes and keys (default: libostree's
+    /// locations, `/etc/ostree/remotes.d`, `/usr/share/ostree/trusted.gpg.d`, ...).
+    pub signature_paths: Option<ostree_sign::SystemPaths>,
     pub(crate) mode: PullMode,
 }
 
@@ -136,6 +139,7 @@ impl Default for PullOptions {
             disable_gc: false,
             network_retries: 3,
             retry_backoff: std::time::Duration::from_secs(1),
+            signature_paths: None,
             mode: PullMode::Image,
         }
     }
@@ -199,6 +203,8 @@ pub struct PreparedImport {
     /// The stored state of this image before the pull, if any.
     pub previous: Option<ImageState>,
     pub(crate) fetcher: ImageFetcher,
+    /// Set for `ostree-remote-*`: the commit is verified before anything is published.
+    pub(crate) verifier: Option<std::sync::Arc<RemoteVerifier>>,
     /// The shared repository lock, held from prepare until the pull is published: layer GC and
     /// object prune (exclusive) wait, so nothing prepare found present can vanish meanwhile.
     pub(crate) _lock: ostree_repo::RepoLock,
@@ -296,29 +302,83 @@ fn repo_err(image: &str) -> impl Fn(ostree_repo::RepoError) -> StoreError + '_ {
     }
 }
 
-/// Checks that can refuse an image before or right after skopeo starts.
+/// How the ostree commit of a pull is verified (`ostree-remote-*`).
+#[derive(Debug)]
+pub(crate) struct RemoteVerifier {
+    pub(crate) remote: String,
+    pub(crate) config: ostree_sign::RemoteConfig,
+}
+
+impl RemoteVerifier {
+    /// Verifies `commit` as `view` holds it (bytes of the commit and its detached metadata).
+    pub(crate) fn verify(
+        &self,
+        image: &str,
+        load: impl Fn(&ostree_repo::format::ObjectName) -> Result<Vec<u8>, ostree_repo::RepoError>,
+        commit: &Checksum,
+    ) -> Result<ostree_sign::Verified, StoreError> {
+        use ostree_repo::format::{ObjectName, ObjectType};
+        let rerr = repo_err(image);
+        let commit_bytes = load(&ObjectName::new(*commit, ObjectType::Commit)).map_err(&rerr)?;
+        let meta = match load(&ObjectName::new(*commit, ObjectType::CommitMeta)) {
+            Ok(b) => Some(b),
+            Err(ostree_repo::RepoError::ObjectNotFound(_)) => None,
+            Err(e) => return Err(rerr(e)),
+        };
+        let v = ostree_sign::verify_commit(&self.config, &commit_bytes, meta.as_deref()).map_err(
+            |source| StoreError::Signature {
+                image: image.to_string(),
+                remote: self.remote.clone(),
+                source: Box::new(source),
+            },
+        )?;
+        tracing::info!(%image, commit = %commit, signature = %v.describe(), "commit signature verified");
+        Ok(v)
+    }
+}
+
+/// Checks that can refuse an image before or right after skopeo starts; for `ostree-remote-*`
+/// the remote's verification configuration.
 fn check_signature_source(
+    repo: &Repo,
     imgref: &OstreeImageReference,
-    fetch: &FetchConfig,
-) -> Result<(), StoreError> {
+    opts: &PullOptions,
+) -> Result<Option<std::sync::Arc<RemoteVerifier>>, StoreError> {
     let image = imgref.to_string();
+    let fetch = &opts.fetch;
     match &imgref.sigverify {
         SignatureSource::OstreeRemote(remote) => {
-            Err(StoreError::SignatureVerificationUnsupported {
-                image,
+            let paths = opts.signature_paths.clone().unwrap_or_default();
+            let config =
+                ostree_sign::RemoteConfig::load(repo.path(), remote, &paths).map_err(|source| {
+                    StoreError::Signature {
+                        image,
+                        remote: remote.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+            Ok(Some(std::sync::Arc::new(RemoteVerifier {
                 remote: remote.clone(),
-            })
+                config,
+            })))
         }
         SignatureSource::ContainerPolicy => {
+            // --insecure-policy would make skopeo skip the very policy checked here.
+            if fetch.insecure_policy {
+                return Err(StoreError::Policy {
+                    image,
+                    source: crate::policy::PolicyError::Disabled,
+                });
+            }
             // Before skopeo runs: an accept-anything policy would make "signed" mean nothing.
             crate::policy::check_policy_requires_signatures(
                 &imgref.imgref,
                 fetch.signature_policy.as_deref(),
             )
             .map_err(|source| StoreError::Policy { image, source })?;
-            Ok(())
+            Ok(None)
         }
-        SignatureSource::ContainerPolicyAllowInsecure => Ok(()),
+        SignatureSource::ContainerPolicyAllowInsecure => Ok(None),
     }
 }
 
@@ -340,7 +400,7 @@ pub async fn prepare(
     opts: &mut PullOptions,
 ) -> Result<PrepareResult, StoreError> {
     let image = imgref.to_string();
-    check_signature_source(imgref, &opts.fetch)?;
+    let verifier = check_signature_source(repo, imgref, opts)?;
     let base_only = matches!(opts.mode, PullMode::BaseCommit { .. });
     let lock = repo.lock(false).map_err(repo_err(&image))?;
     let previous = if base_only {
@@ -376,6 +436,13 @@ pub async fn prepare(
         Some(l) => l.derived_layers,
         None => manifest.layers().len(),
     };
+    if let (Some(v), true) = (&verifier, derived > 0) {
+        return Err(StoreError::RemoteSignedDerived {
+            image,
+            remote: v.remote.clone(),
+            derived,
+        });
+    }
     if base_only && derived > 0 {
         return Err(StoreError::DerivedImage { image, derived });
     }
@@ -399,6 +466,10 @@ pub async fn prepare(
         && !repo.is_commit_partial(&l.commit)
         && repo.find_missing(&l.commit).map_err(&rerr)?.is_empty()
     {
+        // Present already: its stored signature must verify too.
+        if let Some(v) = &verifier {
+            v.verify(&image, |n| repo.load_metadata_bytes(n), &l.commit)?;
+        }
         fetcher.finish().await?;
         return Ok(PrepareResult::CommitPresent {
             commit: l.commit,
@@ -465,6 +536,7 @@ pub async fn prepare(
         layers,
         previous,
         fetcher,
+        verifier,
         _lock: lock,
     })))
 }

@@ -65,6 +65,9 @@ struct Work {
     progress: Option<Arc<dyn ImportProgress>>,
     /// Counters of the layers being fetched, by manifest index.
     progress_of: Vec<Option<Arc<LayerProgress>>>,
+    /// `ostree-remote-*`: the commit must verify before anything is published, so every layer
+    /// goes into the one transaction.
+    verifier: Option<Arc<super::RemoteVerifier>>,
 }
 
 /// What the importer published.
@@ -155,6 +158,7 @@ pub(super) async fn run(
     }
     let work = Work {
         progress_of,
+        verifier: p.verifier.clone(),
         repo_path: repo.path().to_path_buf(),
         image: image.clone(),
         mode: opts.mode.clone(),
@@ -312,6 +316,13 @@ impl LayerCtx<'_, '_, '_, '_> {
             LayerRole::Commit => (
                 self.session
                     .import_commit_layer(&mut reader, digest)
+                    .map(|_| LayerDone::Ostree),
+                None,
+            ),
+            // Signed images: nothing is published before the commit is verified.
+            LayerRole::Chunk if self.work.verifier.is_some() => (
+                self.session
+                    .import_chunk_layer(&mut reader, digest)
                     .map(|_| LayerDone::Ostree),
                 None,
             ),
@@ -479,6 +490,10 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         })
     };
     let base = work.layout.as_ref().map(|l| l.commit);
+    if let (Some(v), Some(b)) = (&work.verifier, base) {
+        v.verify(&work.image, |n| txn.load_metadata_bytes(n), &b)
+            .map_err(other)?;
+    }
     if ostree_fetched {
         let outcome = session.finish().map_err(verify)?;
         if let (Some(imported), Some(label)) = (outcome.commit, base)
@@ -493,7 +508,18 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     } else {
         drop(session);
     }
-    if let Some(b) = base {
+    // The base: proven by `session.finish` when its layers were fetched; otherwise present by
+    // its blob ref, which is only ever written for a complete commit (and so not partial).
+    if let Some(b) = base
+        && !ostree_fetched
+        && (txn.repo().is_commit_partial(&b)
+            || !txn
+                .has_object(&ostree_repo::format::ObjectName::new(
+                    b,
+                    ostree_repo::format::ObjectType::Commit,
+                ))
+                .map_err(repo_err)?)
+    {
         let missing = txn.find_missing(&b).map_err(repo_err)?;
         if let Some(first) = missing.first() {
             return Err(verify(TarError::Incomplete {
@@ -535,6 +561,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             let mut meta = work.merge.clone();
             meta.filtered = filtered.iter().cloned().collect();
             let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
+            // Composed from the complete base and layer commits: no second walk of the base.
+            txn.assume_complete_by_construction(&m);
             // Compare-and-swap: a concurrent pull that moved the image ref wins; we fail.
             txn.set_ref_expecting(image_ref, work.previous_merge, Some(m))
                 .map_err(repo_err)?;

@@ -243,34 +243,30 @@ fn unverified_image_is_subject_to_the_policy_unless_insecure_policy() {
     o.write_ref = Some("imported".into());
     let import = unencapsulate(&repo, &oref(&unverified_ref()), o).unwrap();
     assert_eq!(import.ostree_commit, f.commit);
-    // ostree-image-signed: with insecure_policy. Our check reads the policy file (strict
-    // here, so it passes), then `--insecure-policy` makes skopeo skip that very policy: the
-    // caller asked for a signed image and gets an unverified one, and skopeo is never asked to
-    // verify anything.
-    //
-    // BUG(store, security): `check_signature_source` (crates/container/src/store/mod.rs)
-    // should refuse `SignatureSource::ContainerPolicy` together with
-    // `FetchConfig::insecure_policy` before skopeo runs (a `StoreError::Policy`-like usage
-    // error), as it refuses an accept-anything policy. When fixed, replace the two assertions
-    // below with: `assert!(r.is_err())`, `assert_eq!(r.unwrap_err().kind(), ErrorKind::Usage)`,
-    // `assert_nothing_published(&repo, ..)` and no new skopeo start.
+    // ostree-image-signed: with insecure_policy: `--insecure-policy` would make skopeo skip the
+    // very policy the signed reference relies on, so it is refused before skopeo runs.
     let repo = Repo::create(&d.path().join("signed-insecure"), RepoMode::BareUser).unwrap();
     let mut fetch = skopeo.fetch(&reject);
     fetch.insecure_policy = true;
+    let before = skopeo.runs();
     let r = try_unencapsulate(&repo, &signed_ref(), fetch);
-    assert!(r.is_ok(), "today: imported unverified: {r:?}");
-    assert_eq!(
-        repo.list_refs().unwrap().get("imported"),
-        Some(&f.commit),
-        "today: the unsigned commit is published"
-    );
+    match &r {
+        Err(
+            e @ ostree_container::StoreError::Policy {
+                source: ostree_container::policy::PolicyError::Disabled,
+                ..
+            },
+        ) => assert_eq!(e.kind(), ErrorKind::Usage),
+        other => panic!("signed + insecure policy must be refused: {other:?}"),
+    }
+    assert_eq!(skopeo.runs(), before, "skopeo never started");
+    assert_nothing_published(&repo, "signed+insecure");
 }
 
-/// A store pull treats the proxy's policy refusal as transient (an unclassified skopeo error)
-/// and starts skopeo again `network_retries` times (unencapsulate does not retry: skopeo runs
-/// once, see the tests above).
+/// A store pull does not retry the proxy's policy refusal: an unclassified skopeo error at
+/// OpenImage is not retried (only during a layer transfer).
 #[test]
-fn a_policy_refusal_is_retried_by_store_pulls() {
+fn a_policy_refusal_is_not_retried_by_store_pulls() {
     let d = scratch();
     let skopeo = CountingSkopeo::new(d.path());
     let reject = write_policy(d.path(), "reject.json", REJECT);
@@ -282,12 +278,5 @@ fn a_policy_refusal_is_retried_by_store_pulls() {
     let e = store::pull_blocking(&repo, &oref(&signed_ref()), o).unwrap_err();
     assert_proxy_refusal(&e, "is rejected by policy", "pull");
     assert_nothing_published(&repo, "pull");
-    // BUG(store): the proxy's policy refusal ("... is rejected by policy.", "A signature was
-    // required, but no signature exists") is permanent, but `classify_open_failure`
-    // (crates/container/src/fetch/error.rs) leaves it unclassified (`FetchErrorKind::Proxy`),
-    // which store pulls retry as transient: 1 + `network_retries` skopeo starts (with the
-    // default 3 retries and 1 s backoff, 4 starts and 7 s of waiting). When fixed, this is 1
-    // (and the kind something other than `Proxy`, e.g. a policy/`Unsupported` kind; see also
-    // `assert_proxy_refusal`).
-    assert_eq!(skopeo.runs(), 3, "today: retried");
+    assert_eq!(skopeo.runs(), 1, "not retried");
 }
