@@ -166,6 +166,7 @@ impl Transaction<'_> {
         root_meta: Checksum,
         spec: &CommitSpec,
     ) -> Result<Checksum> {
+        self.repo().config.check_new_commit()?;
         let timestamp = spec.timestamp.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

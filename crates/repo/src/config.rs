@@ -164,6 +164,18 @@ pub struct RepoConfig {
     pub min_free_space: MinFreeSpace,
     /// `archive.zlib-level`, clamped to 1..=9.
     pub zlib_level: u32,
+    /// `ex-integrity.composefs` when it requires composefs (`yes`, `true` or `1`): libostree then
+    /// adds a composefs digest (`ostree.composefs.digest.v0`) to the commits it writes, which we do
+    /// not compute, so [`RepoConfig::check_new_commit`] refuses to write new commits. `maybe`
+    /// (use composefs if libostree was built with it) is accepted: we behave as a libostree
+    /// built without composefs, which writes plain commits there too.
+    ///
+    /// Implementing it would take: the composefs image of the commit's tree (a canonical EROFS
+    /// image as libcomposefs writes it from the dirtree, with each regular file's fs-verity
+    /// digest as its `trusted.overlay.metacopy`/redirect data), its fs-verity digest stored under
+    /// `ostree.composefs.digest.v0` in the commit metadata, and fs-verity enabled on the objects
+    /// (`ex-integrity.fsverity`).
+    pub composefs_required: Option<String>,
     /// The parsed file.
     pub keyfile: KeyFile,
 }
@@ -198,7 +210,41 @@ pub fn parse_size(v: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(1u64 << shift)
 }
 
+/// libostree's tri-state config values (`_ostree_parse_tristate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tristate {
+    No,
+    Maybe,
+    Yes,
+}
+
+fn parse_tristate(key: &str, v: &str) -> Result<Tristate> {
+    match v {
+        "yes" | "true" | "1" => Ok(Tristate::Yes),
+        "no" | "false" | "0" => Ok(Tristate::No),
+        "maybe" => Ok(Tristate::Maybe),
+        _ => Err(RepoError::InvalidConfig(format!(
+            "{key}: expected yes, no or maybe, got {v:?}"
+        ))),
+    }
+}
+
 impl RepoConfig {
+    /// Refuses to write a new commit (one we build: `commit`, derived layers, merge commits,
+    /// synthetic chunk commits) where libostree would add what we do not implement. Commits
+    /// imported as they are (a pulled image's own commit) are not new and pass.
+    pub fn check_new_commit(&self) -> Result<()> {
+        match &self.composefs_required {
+            Some(v) => Err(RepoError::UnsupportedConfig {
+                key: "ex-integrity.composefs".into(),
+                value: v.clone(),
+                reason: "libostree adds a composefs digest to every commit it writes in such a \
+                         repository; composefs is not implemented, so new commits are refused",
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Parses and checks a config, refusing features we do not implement.
     pub fn parse(text: &str) -> Result<Self> {
         let kf = KeyFile::parse(text)?;
@@ -247,6 +293,12 @@ impl RepoConfig {
                 }
                 "ex-fsverity.opportunistic" if parse_bool(&full, value)? => {
                     return refuse(&full, value, "fs-verity is not implemented");
+                }
+                "ex-integrity.fsverity" if parse_tristate(&full, value)? != Tristate::No => {
+                    return refuse(&full, value, "fs-verity is not implemented");
+                }
+                "ex-integrity.composefs" => {
+                    parse_tristate(&full, value)?;
                 }
                 "core.tombstone-commits" if parse_bool(&full, value)? => {
                     return refuse(
@@ -302,6 +354,10 @@ impl RepoConfig {
                 .unwrap_or(Ok(86400))?,
             min_free_space,
             zlib_level,
+            composefs_required: kf
+                .get("ex-integrity", "composefs")
+                .filter(|v| parse_tristate("ex-integrity.composefs", v).ok() == Some(Tristate::Yes))
+                .map(str::to_string),
             keyfile: kf,
         })
     }
@@ -346,6 +402,14 @@ mod tests {
                 "core.mode",
             ),
             ("[core]\nrepo_version=2\n", "core.repo_version"),
+            (
+                "[core]\nrepo_version=1\n[ex-integrity]\nfsverity=maybe\n",
+                "ex-integrity.fsverity",
+            ),
+            (
+                "[core]\nrepo_version=1\n[ex-integrity]\ncomposefs=sometimes\n",
+                "",
+            ),
         ] {
             match RepoConfig::parse(text) {
                 Err(RepoError::UnsupportedConfig { key: k, .. }) => assert_eq!(k, key),
@@ -353,5 +417,31 @@ mod tests {
                 other => panic!("{text:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn composefs_required_refuses_new_commits_only() {
+        for v in ["true", "yes", "1"] {
+            let c = RepoConfig::parse(&format!(
+                "[core]\nrepo_version=1\nmode=bare\n[ex-integrity]\ncomposefs={v}\n"
+            ))
+            .unwrap();
+            match c.check_new_commit() {
+                Err(RepoError::UnsupportedConfig { key, value, .. }) => {
+                    assert_eq!(key, "ex-integrity.composefs");
+                    assert_eq!(value, v);
+                }
+                other => panic!("{v}: {other:?}"),
+            }
+        }
+        for v in ["false", "no", "0", "maybe"] {
+            let c = RepoConfig::parse(&format!(
+                "[core]\nrepo_version=1\n[ex-integrity]\ncomposefs={v}\n"
+            ))
+            .unwrap();
+            c.check_new_commit().unwrap();
+        }
+        let c = RepoConfig::parse("[core]\nrepo_version=1\n").unwrap();
+        c.check_new_commit().unwrap();
     }
 }

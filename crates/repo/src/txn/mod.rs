@@ -99,7 +99,10 @@ pub struct Transaction<'r> {
     create_umask: Option<u32>,
     /// (ref, target, expected current value if compare-and-swap).
     pending_refs: Mutex<Vec<PendingRef>>,
-    partial: Mutex<Vec<Checksum>>,
+    /// Commits marked partial by [`Transaction::mark_partial`], and whether this transaction
+    /// created the marker (then it removes it again if it ends with nothing of the commit
+    /// published).
+    partial: Mutex<Vec<(Checksum, bool)>>,
     budget: Option<Budget>,
     stats: AtomicStats,
     finished: bool,
@@ -217,9 +220,15 @@ impl<'r> Transaction<'r> {
 
     /// Marks `commit` partial (`state/<commit>.commitpartial`) until the transaction proves it
     /// complete. Call before writing the commit's objects.
+    ///
+    /// The marker lives only as long as a partial commit's objects can: it is removed when the
+    /// transaction publishes the commit complete, and also when the transaction ends (aborted,
+    /// dropped, or failed) without the commit object having been published, provided this
+    /// transaction created it (a marker found in place belongs to an earlier partial pull or
+    /// to a concurrent transaction and is left alone).
     pub fn mark_partial(&self, commit: &Checksum) -> Result<()> {
         let path = self.repo.commitpartial_path(commit);
-        match File::options().write(true).create_new(true).open(&path) {
+        let created = match File::options().write(true).create_new(true).open(&path) {
             Ok(f) => {
                 // Durable, name included, before any object of the commit can be published.
                 if self.repo.config.fsync {
@@ -230,14 +239,37 @@ impl<'r> Transaction<'r> {
                             .io("sync", state)?;
                     }
                 }
+                true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e).io("create", path),
-        }
-        if let Ok(mut p) = self.partial.lock() {
-            p.push(*commit);
+        };
+        let mut p = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+        match p.iter_mut().find(|(c, _)| c == commit) {
+            Some(entry) => entry.1 |= created,
+            None => p.push((*commit, created)),
         }
         Ok(())
+    }
+
+    /// Removes the markers this transaction created for commits whose commit object is not in
+    /// the repository (nothing of the commit is visible as a commit, so there is nothing for the
+    /// marker to qualify). Best effort: this runs on failure paths.
+    fn drop_unneeded_markers(&self, partial: &[(Checksum, bool)]) {
+        for (c, created) in partial {
+            if !*created {
+                continue;
+            }
+            let name = ObjectName::new(*c, ObjectType::Commit);
+            if matches!(self.repo.has_object(&name), Ok(false)) {
+                let p = self.repo.commitpartial_path(c);
+                if let Err(e) = fs::remove_file(&p)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot remove partial marker");
+                }
+            }
+        }
     }
 
     /// Queues a ref update (`None` deletes); applied by [`Transaction::commit`] after the
@@ -283,11 +315,7 @@ impl<'r> Transaction<'r> {
     pub fn commit(mut self) -> Result<TxnStats> {
         let refs =
             std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
-        let partial = self
-            .partial
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
+        let partial = std::mem::take(&mut *self.partial.lock().unwrap_or_else(|p| p.into_inner()));
         self.flusher.stop();
         let fsync = self.repo.config.fsync;
         let (synced, proven) = std::thread::scope(|s| {
@@ -302,15 +330,38 @@ impl<'r> Transaction<'r> {
             };
             (synced, proven)
         });
-        synced?;
+        if let Err(e) = synced {
+            // Nothing published: the drop discards staging; the markers go with it.
+            *self.partial.lock().unwrap_or_else(|p| p.into_inner()) = partial;
+            return Err(e);
+        }
         // Verified objects are published even when a commit is incomplete (as libostree does:
         // it walks after publishing), so that a retry need not fetch them again; no ref moves.
-        self.publish_staged()?;
+        if let Err(e) = self.publish_staged() {
+            *self.partial.lock().unwrap_or_else(|p| p.into_inner()) = partial;
+            return Err(e);
+        }
         self.release_staging();
         self.repo.cleanup_tmpdir();
         if let Err(e) = proven {
+            // An incomplete commit whose commit object is published keeps its marker (it was
+            // marked before publication); one never written loses the marker it got here.
+            self.drop_unneeded_markers(&partial);
             self.finished = true;
             return Err(e);
+        }
+        // Every commit marked here is now published complete: its marker goes, whatever happens
+        // to the refs below.
+        for (c, _) in &partial {
+            let p = self.repo.commitpartial_path(c);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    self.finished = true;
+                    return Err(e).io("remove", p);
+                }
+            }
         }
 
         let _cas = if refs.iter().any(|r| r.expected.is_some()) {
@@ -335,26 +386,18 @@ impl<'r> Transaction<'r> {
         for r in &refs {
             self.repo.write_ref(&r.name, r.target.as_ref())?;
         }
-        for c in &partial {
-            let p = self.repo.commitpartial_path(c);
-            match fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).io("remove", p),
-            }
-        }
         self.finished = true;
         Ok(self.stats())
     }
 
     /// Proves every commit in `refs` and `partial` complete; an incomplete one is marked partial
     /// (so that `ostree fsck` skips it once published) and the first missing object reported.
-    fn prove_complete(&self, refs: &[PendingRef], partial: &[Checksum]) -> Result<()> {
+    fn prove_complete(&self, refs: &[PendingRef], partial: &[(Checksum, bool)]) -> Result<()> {
         let mut first_missing = None;
         for c in refs
             .iter()
             .filter_map(|r| r.target)
-            .chain(partial.iter().copied())
+            .chain(partial.iter().map(|(c, _)| *c))
         {
             if let Some(first) = self.find_missing(&c)?.first() {
                 if self.has_object(&ObjectName::new(c, ObjectType::Commit))? {
@@ -380,6 +423,9 @@ impl<'r> Transaction<'r> {
             let _ = fs::remove_dir_all(&self.staging.path);
             self.release_staging();
             self.repo.cleanup_tmpdir();
+            let partial =
+                std::mem::take(&mut *self.partial.lock().unwrap_or_else(|p| p.into_inner()));
+            self.drop_unneeded_markers(&partial);
             self.finished = true;
         }
     }

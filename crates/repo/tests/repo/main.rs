@@ -3,7 +3,9 @@
 mod bad_input;
 mod concurrency;
 mod differential;
+mod hardening;
 mod mtree;
+mod partial;
 mod prune;
 mod publish;
 mod reading;
