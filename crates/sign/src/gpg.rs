@@ -100,6 +100,8 @@ pub struct GpgSignature {
     pub created: Option<u32>,
     /// gpg's name of the algorithm (`RSA`, `EdDSA`, …).
     pub algorithm: String,
+    /// When the signing key expires (expired), if it has an expiration time.
+    pub key_expires: Option<u64>,
     /// The verdict.
     pub status: GpgStatus,
 }
@@ -161,15 +163,24 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether the key (created at `created`) has expired by `now` according to the newest of
-/// `self_sigs` (the self-signatures that carry its validity period).
-fn expired<'a>(created: u32, self_sigs: impl Iterator<Item = &'a Signature>, now: u64) -> bool {
+/// When the key (created at `created`) expires according to the newest of `self_sigs` (the
+/// self-signatures that carry its validity period; a re-imported key with an extended
+/// expiration carries a newer one, and then counts as not expired, as with gpg).
+fn expiry<'a>(created: u32, self_sigs: impl Iterator<Item = &'a Signature>) -> Option<u64> {
     let newest = self_sigs
         .filter(|s| s.created().is_some())
         .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0));
     match newest.and_then(Signature::key_expiration_time) {
-        Some(d) if d.as_secs() > 0 => u64::from(created) + u64::from(d.as_secs()) <= now,
-        _ => false,
+        Some(d) if d.as_secs() > 0 => Some(u64::from(created) + u64::from(d.as_secs())),
+        _ => None,
+    }
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -220,16 +231,13 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
             .revocation_signatures
             .iter()
             .any(|s| issued_by(s, &pfpr, &pkid));
-        let primary_expired = expired(
-            key.primary_key.created_at().as_secs(),
-            primary_self_sigs(),
-            now,
-        );
+        let primary_expires = expiry(key.primary_key.created_at().as_secs(), primary_self_sigs());
         let outcome = |fpr: &Fingerprint,
                        algo: PublicKeyAlgorithm,
                        good: bool,
                        revoked: bool,
-                       key_expired: bool| {
+                       key_expires: Option<u64>| {
+            let key_expired = key_expires.is_some_and(|t| t <= now);
             let status = if !good {
                 GpgStatus::Bad
             } else if revoked {
@@ -249,6 +257,7 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
                 user_id: user_id.clone(),
                 created,
                 algorithm: algo_name(algo),
+                key_expires,
                 status,
             }
         };
@@ -259,7 +268,7 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
                 key.primary_key.algorithm(),
                 good,
                 primary_revoked,
-                primary_expired,
+                primary_expires,
             );
         }
         for sub in &key.public_subkeys {
@@ -281,13 +290,13 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
                 .signatures
                 .iter()
                 .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation));
-            let sub_expired = expired(sub.key.created_at().as_secs(), bindings, now);
+            let sub_expires = expiry(sub.key.created_at().as_secs(), bindings);
             return outcome(
                 &sfpr,
                 sub.key.algorithm(),
                 good,
                 primary_revoked || sub_revoked,
-                primary_expired || sub_expired,
+                earliest(primary_expires, sub_expires),
             );
         }
     }
@@ -303,6 +312,7 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
         user_id: None,
         created,
         algorithm: sig_algo,
+        key_expires: None,
         status: GpgStatus::MissingKey,
     }
 }
@@ -339,8 +349,9 @@ pub fn describe(s: &GpgSignature) -> String {
     let verdict = match s.status {
         GpgStatus::MissingKey => "Can't check signature: public key not found".to_string(),
         GpgStatus::Valid => format!("Good signature from \"{uid}\""),
-        GpgStatus::KeyRevoked => format!("Key revoked: signature from \"{uid}\""),
-        GpgStatus::KeyExpired => format!("Key expired: signature from \"{uid}\""),
+        GpgStatus::KeyRevoked => "Key revoked".to_string(),
+        // libostree prints gpgme's invalid-but-not-revoked verdict as BAD, then the expiry.
+        GpgStatus::KeyExpired => format!("BAD signature from \"{uid}\""),
         GpgStatus::SigExpired => format!("Expired signature from \"{uid}\""),
         GpgStatus::Bad => format!("BAD signature from \"{uid}\""),
     };
@@ -353,6 +364,14 @@ pub fn describe(s: &GpgSignature) -> String {
         && s.status != GpgStatus::MissingKey
     {
         out.push_str(&format!("\nPrimary key ID {}", tail16(p)));
+    }
+    if let Some(t) = s.key_expires {
+        let verb = if s.status == GpgStatus::KeyExpired {
+            "expired"
+        } else {
+            "expires"
+        };
+        out.push_str(&format!("\nKey {verb} {}", format_time(t)));
     }
     out
 }

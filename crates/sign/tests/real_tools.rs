@@ -456,7 +456,7 @@ fn global_keyring_only_without_remote_keyring() {
 #[test]
 fn expired_key_is_not_valid() {
     let k = keys();
-    // A key of its own, expiring in one second.
+    // A key of its own, expiring six seconds after it is made (signed at once, checked after).
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("g");
     fs::create_dir(&home).unwrap();
@@ -466,7 +466,7 @@ fn expired_key_is_not_valid() {
         "Exp <exp@example.com>",
         "future-default",
         "sign",
-        "seconds=3",
+        "seconds=6",
     ]));
     let armored = dir.path().join("exp.asc");
     fs::write(
@@ -485,13 +485,20 @@ fn expired_key_is_not_valid() {
     repo.remote_add("origin", &[&format!("--gpg-import={}", armored.display())]);
     let cfg = repo.config("origin").unwrap();
     let (commit, meta) = repo.bytes(&c);
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::thread::sleep(std::time::Duration::from_secs(7));
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
     assert_eq!(e.kind(), SignErrorKind::ExpiredKey, "{e}");
     // libostree agrees: `ostree show` reports the expired key and no valid signature.
     let out = repo.ostree().args(["show", &c]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("expired"), "{text}");
+    assert!(text.contains("Key expired"), "{text}");
+    assert!(!text.contains("Good signature"), "{text}");
+    assert!(e.to_string().contains("Key expired"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("BAD signature from \"Exp <exp@example.com>\""),
+        "{e}"
+    );
     let _ = k;
 }
 
