@@ -230,7 +230,7 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
             .details
             .revocation_signatures
             .iter()
-            .any(|s| issued_by(s, &pfpr, &pkid));
+            .any(|s| issued_by(s, &pfpr, &pkid) && s.verify_key(&key.primary_key).is_ok());
         let primary_expires = expiry(key.primary_key.created_at().as_secs(), primary_self_sigs());
         let outcome = |fpr: &Fingerprint,
                        algo: PublicKeyAlgorithm,
@@ -286,10 +286,10 @@ fn check_one(keys: &[&SignedPublicKey], sig: &Signature, data: &[u8], now: u64) 
                 .signatures
                 .iter()
                 .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding));
-            let sub_revoked = sub
-                .signatures
-                .iter()
-                .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation));
+            let sub_revoked = sub.signatures.iter().any(|s| {
+                s.typ() == Some(SignatureType::SubkeyRevocation)
+                    && s.verify_subkey_binding(&key.primary_key, &sub.key).is_ok()
+            });
             let sub_expires = expiry(sub.key.created_at().as_secs(), bindings);
             return outcome(
                 &sfpr,

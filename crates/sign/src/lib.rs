@@ -12,11 +12,25 @@
 //! * [`verify_commit`] checks the detached metadata (`.commitmeta`, `a{sv}`): with
 //!   `gpg-verify` (default true) `ostree.gpgsigs` must hold a valid signature from a trusted
 //!   key; with `sign-verify` `ostree.sign.ed25519` must too; with both, **both** must (as
-//!   libostree). Expired or revoked keys and expired signatures do not count (gpgme reports
-//!   them without the VALID summary bit and libostree counts only valid signatures).
+//!   libostree). One valid signature suffices; otherwise the error is that of the last
+//!   signature, describing all of them (`ostree_gpg_verify_result_require_valid_signature`).
 //!
-//! OpenPGP is rPGP (`pgp` crate), ed25519 is `ed25519-dalek` (`verify_strict`, which like
-//! libsodium's `crypto_sign_verify_detached` rejects non-canonical and small-order inputs).
+//! Expired and revoked keys: libostree counts a signature only when gpgme's summary has VALID or
+//! GREEN, or is 0 with no error. A good signature from a key that has expired *now* is gpg's
+//! EXPKEYSIG, even if it was made before the expiry: not valid, and libostree describes it as
+//! `BAD signature from "…"` followed by `Key expired DATE` (checked with `ostree show` and
+//! `ostree pull-local --remote --gpg-verify` on 2022.7) — [`SignError::ExpiredKey`] here, unless
+//! the keyring holds a newer self-signature extending the expiry (an updated key re-imported),
+//! as with gpg. A revoked key (REVKEYSIG) and an expired signature (EXPSIG) are likewise not
+//! valid ([`SignError::RevokedKey`], [`SignError::ExpiredSignature`]). A key whose signing
+//! subkey binding does not verify is treated as absent, as gpg does.
+//!
+//! OpenPGP is rPGP (`pgp` crate: MIT/Apache, pure Rust; it reads gpg 2.2 armored exports and
+//! binary keyrings once the keyring's trust packets are dropped, which [`Keyring`] does —
+//! without that rPGP loses the user IDs). Sequoia was not taken: LGPL-2.0+, and its default
+//! backend is the C library nettle, the pure-Rust one being marked experimental and
+//! variable-time. ed25519 is `ed25519-dalek` (`verify_strict`, which like libsodium's
+//! `crypto_sign_verify_detached` rejects non-canonical and small-order inputs).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 #![deny(missing_docs)]
 
