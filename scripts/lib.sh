@@ -2,7 +2,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates
-  tmux debootstrap docker.io)
+  tmux debootstrap docker.io gnupg)
 
 ensure_packages() {
   local missing=()
