@@ -17,3 +17,8 @@ pub use content::{ContentHasher, regular_checksum, symlink_checksum};
 pub use error::{FormatError, FormatErrorKind};
 pub use objects::*;
 pub use xattrs::Xattrs;
+
+/// libostree's `OSTREE_MAX_RECURSION`: the deepest dirtree nesting it accepts. The root dirtree
+/// is at depth 0 and libostree's pull refuses a dirtree at a depth above this ("Exceeded maximum
+/// recursion"), so a path may have at most this many directory components.
+pub const MAX_RECURSION: usize = 256;

@@ -6,12 +6,12 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use ostree_format::{Checksum, FileMeta};
+use ostree_format::{Checksum, FileMeta, MAX_RECURSION};
 use rayon::prelude::*;
 use rustix::fs::Mode;
 
 use crate::config::RepoMode;
-use crate::error::{IoContext, RepoError, Result};
+use crate::error::{IoContext, RepoError, Result, too_deep};
 use crate::progress::{Progress, check_interrupt};
 use crate::repo::Repo;
 use crate::sys;
@@ -100,6 +100,9 @@ impl Repo {
         })
     }
 
+    /// Lists the directories of `tree` below `path` (depth first, each before its children) and
+    /// the files to write, then creates the directories. Iterative; a dirtree nested deeper
+    /// than [`MAX_RECURSION`] (or an absent one) is refused before anything is created.
     fn plan_dir(
         &self,
         tree: &Checksum,
@@ -109,20 +112,31 @@ impl Repo {
         files: &mut Vec<FileJob>,
         interrupt: &AtomicBool,
     ) -> Result<()> {
-        check_interrupt(interrupt)?;
-        let dm = self.load_dirmeta(meta)?;
-        let dt = self.load_dirtree(tree)?;
-        fs::create_dir(&path).io("create directory", &path)?;
-        rustix::fs::chmod(&path, Mode::from_raw_mode(0o700)).io("chmod", &path)?;
-        dirs.push((path.clone(), dm));
-        for f in &dt.files {
-            files.push(FileJob {
-                dest: path.join(&f.name),
-                checksum: f.checksum,
-            });
+        // (dirtree, dirmeta, destination, depth); popped in the order a recursive walk would
+        // visit them.
+        let mut todo = vec![(*tree, *meta, path, 0usize)];
+        while let Some((tree, meta, path, depth)) = todo.pop() {
+            check_interrupt(interrupt)?;
+            if depth > MAX_RECURSION {
+                return Err(too_deep(format!("dirtree {tree} (at {})", path.display())));
+            }
+            let dm = self.load_dirmeta(&meta)?;
+            let dt = self.load_dirtree(&tree)?;
+            for f in &dt.files {
+                files.push(FileJob {
+                    dest: path.join(&f.name),
+                    checksum: f.checksum,
+                });
+            }
+            for d in dt.dirs.iter().rev() {
+                todo.push((d.tree, d.meta, path.join(&d.name), depth + 1));
+            }
+            dirs.push((path, dm));
         }
-        for d in &dt.dirs {
-            self.plan_dir(&d.tree, &d.meta, path.join(&d.name), dirs, files, interrupt)?;
+        for (path, _) in dirs.iter() {
+            check_interrupt(interrupt)?;
+            fs::create_dir(path).io("create directory", path)?;
+            rustix::fs::chmod(path, Mode::from_raw_mode(0o700)).io("chmod", path)?;
         }
         Ok(())
     }

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use ostree_format::{
-    Checksum, Commit, FileMeta, MetaDict, ObjectType, S_IFLNK, S_IFMT, Xattrs, validate_filename,
+    Checksum, Commit, FileMeta, MAX_RECURSION, MetaDict, ObjectType, S_IFLNK, S_IFMT, Xattrs,
+    validate_filename,
 };
 use rayon::prelude::*;
 
 use crate::config::RepoMode;
-use crate::error::{IoContext, RepoError, Result};
+use crate::error::{IoContext, RepoError, Result, too_deep};
 use crate::mtree::{MtreeEntry, MutableTree};
 use crate::progress::{Progress, check_interrupt};
 use crate::repo::Repo;
@@ -266,49 +267,93 @@ fn wants_xattrs(opts: &TreeOptions) -> bool {
     !opts.skip_xattrs && !opts.canonical_permissions
 }
 
+/// Reads `dir` and everything below it. Iterative (a stack of open directories on the heap),
+/// and a directory nested deeper than [`MAX_RECURSION`] below `dir` is refused
+/// ([`RepoError::TooDeep`]): libostree could not pull such a commit, and the bound keeps the
+/// tree conversion and write that follow shallow.
 fn scan_dir(
     dir: &Path,
     opts: &TreeOptions,
     jobs: &mut Vec<FileJob>,
     interrupt: &AtomicBool,
 ) -> Result<DirNode> {
-    check_interrupt(interrupt)?;
-    let md = fs::symlink_metadata(dir).io("stat", dir)?;
-    if !md.is_dir() {
-        return Err(RepoError::UnsupportedFile {
-            path: dir.to_path_buf(),
-            reason: "not a directory",
-        });
+    /// A directory being read: its node, its entries not yet visited (in reverse order, so
+    /// that popping yields them sorted), and its name in its parent.
+    struct Open {
+        node: DirNode,
+        entries: Vec<(String, PathBuf)>,
+        name: String,
     }
-    let meta = read_meta(dir, &md, opts, true)?;
-    let mut node = DirNode {
-        meta,
-        files: Vec::new(),
-        dirs: Vec::new(),
+    let open = |dir: &Path, name: String| -> Result<Open> {
+        check_interrupt(interrupt)?;
+        let md = fs::symlink_metadata(dir).io("stat", dir)?;
+        if !md.is_dir() {
+            return Err(RepoError::UnsupportedFile {
+                path: dir.to_path_buf(),
+                reason: "not a directory",
+            });
+        }
+        let meta = read_meta(dir, &md, opts, true)?;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .io("list", dir)?
+            .collect::<std::io::Result<_>>()
+            .io("list", dir)?;
+        entries.sort_by(|a, b| b.file_name().as_bytes().cmp(a.file_name().as_bytes()));
+        let entries = entries
+            .into_iter()
+            .map(|e| {
+                let path = e.path();
+                let name = e
+                    .file_name()
+                    .into_string()
+                    .map_err(|_| RepoError::UnsupportedFile {
+                        path: path.clone(),
+                        reason: "file name is not valid UTF-8",
+                    })?;
+                validate_filename(&name).map_err(|_| RepoError::UnsupportedFile {
+                    path: path.clone(),
+                    reason: "invalid file name",
+                })?;
+                Ok((name, path))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Open {
+            node: DirNode {
+                meta,
+                files: Vec::new(),
+                dirs: Vec::new(),
+            },
+            entries,
+            name,
+        })
     };
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .io("list", dir)?
-        .collect::<std::io::Result<_>>()
-        .io("list", dir)?;
-    entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-    for e in entries {
-        let path = e.path();
-        let name = e
-            .file_name()
-            .into_string()
-            .map_err(|_| RepoError::UnsupportedFile {
-                path: path.clone(),
-                reason: "file name is not valid UTF-8",
-            })?;
-        validate_filename(&name).map_err(|_| RepoError::UnsupportedFile {
-            path: path.clone(),
-            reason: "invalid file name",
-        })?;
+    let mut stack = vec![open(dir, String::new())?];
+    loop {
+        let Some(top) = stack.last_mut() else {
+            return Err(RepoError::InvalidArgument(
+                "internal: scan stack empty".into(),
+            ));
+        };
+        let Some((name, path)) = top.entries.pop() else {
+            let Some(done) = stack.pop() else {
+                return Err(RepoError::InvalidArgument(
+                    "internal: scan stack empty".into(),
+                ));
+            };
+            match stack.last_mut() {
+                Some(parent) => parent.node.dirs.push((done.name, done.node)),
+                None => return Ok(done.node),
+            }
+            continue;
+        };
         let md = fs::symlink_metadata(&path).io("stat", &path)?;
         let ft = md.file_type();
         if ft.is_dir() {
-            node.dirs
-                .push((name, scan_dir(&path, opts, jobs, interrupt)?));
+            if stack.len() > MAX_RECURSION {
+                return Err(too_deep(format!("directory {}", path.display())));
+            }
+            let child = open(&path, name)?;
+            stack.push(child);
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).io("readlink", &path)?;
             let target =
@@ -320,7 +365,7 @@ fn scan_dir(
                         reason: "symlink target is not valid UTF-8",
                     })?;
             let meta = read_meta(&path, &md, opts, true)?;
-            node.files.push((name, jobs.len()));
+            top.node.files.push((name, jobs.len()));
             jobs.push(FileJob {
                 path,
                 meta,
@@ -330,7 +375,7 @@ fn scan_dir(
             });
         } else if ft.is_file() {
             let meta = read_meta(&path, &md, opts, false)?;
-            node.files.push((name, jobs.len()));
+            top.node.files.push((name, jobs.len()));
             jobs.push(FileJob {
                 path,
                 meta,
@@ -345,5 +390,4 @@ fn scan_dir(
             });
         }
     }
-    Ok(node)
 }

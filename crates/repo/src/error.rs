@@ -144,6 +144,15 @@ pub enum RepoError {
     /// The destination of a checkout or init already exists.
     #[error("{} already exists", .0.display())]
     AlreadyExists(PathBuf),
+    /// Directories nest deeper than libostree's `OSTREE_MAX_RECURSION` (256): refused wherever
+    /// a tree is walked or written, so no input can exhaust our stack (or libostree's).
+    #[error("{what} is nested deeper than {limit} directories (OSTREE_MAX_RECURSION)")]
+    TooDeep {
+        /// The dirtree object or directory found below the limit.
+        what: String,
+        /// The limit, [`ostree_format::MAX_RECURSION`].
+        limit: usize,
+    },
     /// The operation was interrupted by the caller's flag.
     #[error("interrupted")]
     Interrupted,
@@ -194,11 +203,20 @@ impl RepoError {
             RepoError::UnsupportedConfig { .. }
             | RepoError::ModeRestriction { .. }
             | RepoError::UnsupportedFile { .. }
-            | RepoError::XattrsUnsupported { .. } => ErrorKind::Unsupported,
+            | RepoError::XattrsUnsupported { .. }
+            | RepoError::TooDeep { .. } => ErrorKind::Unsupported,
             RepoError::LockTimeout { .. } | RepoError::RefChanged { .. } => ErrorKind::Locked,
             RepoError::NoSpace { .. } => ErrorKind::NoSpace,
             RepoError::Interrupted => ErrorKind::Interrupted,
         }
+    }
+}
+
+/// The error for a dirtree found at `depth` (> the limit).
+pub(crate) fn too_deep(what: impl std::fmt::Display) -> RepoError {
+    RepoError::TooDeep {
+        what: what.to_string(),
+        limit: ostree_format::MAX_RECURSION,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use ostree_format::{
-    Checksum, DirTree, FileMeta, ObjectName, ObjectType, S_IFDIR, TreeDir, TreeFile,
+    Checksum, DirTree, FileMeta, MAX_RECURSION, ObjectName, ObjectType, S_IFDIR, TreeDir, TreeFile,
 };
 
 use crate::error::{RepoError, Result};
@@ -47,6 +47,22 @@ pub enum MtreeEntry {
 enum Meta {
     Stored(Checksum),
     New(FileMeta),
+}
+
+impl Drop for MutableTree {
+    /// Iterative, so that dropping a deep tree cannot exhaust the stack.
+    fn drop(&mut self) {
+        let mut maps: Vec<BTreeMap<String, MtreeEntry>> = self.entries.take().into_iter().collect();
+        while let Some(m) = maps.pop() {
+            for (_, e) in m {
+                if let MtreeEntry::Dir(mut d) = e
+                    && let Some(sub) = d.entries.take()
+                {
+                    maps.push(sub);
+                }
+            }
+        }
+    }
 }
 
 /// A directory, lazily loaded.
@@ -247,16 +263,57 @@ impl MutableTree {
     }
 
     /// Writes every changed directory below and including this one; returns (dirtree, dirmeta).
-    /// Unchanged directories are not loaded or rewritten.
+    /// Unchanged directories are not loaded or rewritten. Iterative: the changed directories
+    /// are listed first (refusing any nested more than [`MAX_RECURSION`] below this one with
+    /// [`RepoError::TooDeep`]), then written children first.
     pub fn write(&mut self, txn: &Transaction<'_>) -> Result<(Checksum, Checksum)> {
-        let meta = match &self.meta {
-            Meta::Stored(c) => *c,
-            Meta::New(m) => {
-                let c = txn.write_metadata(ObjectType::DirMeta, None, &m.to_dirmeta_bytes())?;
-                self.meta = Meta::Stored(c);
-                c
+        // Paths (names from here) of the changed directories, parents before children.
+        let mut changed: Vec<Vec<String>> = Vec::new();
+        let mut todo: Vec<(&MutableTree, Vec<String>)> = vec![(&*self, Vec::new())];
+        while let Some((node, path)) = todo.pop() {
+            if node.origin.is_some() {
+                continue;
             }
-        };
+            if path.len() > MAX_RECURSION {
+                return Err(crate::error::too_deep(format!(
+                    "directory {:?} (changed)",
+                    path.join("/")
+                )));
+            }
+            let entries = node
+                .entries
+                .as_ref()
+                .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))?;
+            for (name, e) in entries {
+                if let MtreeEntry::Dir(d) = e {
+                    let mut p = path.clone();
+                    p.push(name.clone());
+                    todo.push((d, p));
+                }
+            }
+            changed.push(path);
+        }
+        for path in changed.iter().rev() {
+            let mut cur = &mut *self;
+            for name in path {
+                cur = match cur.entries.as_mut().and_then(|e| e.get_mut(name)) {
+                    Some(MtreeEntry::Dir(d)) => d,
+                    _ => {
+                        return Err(RepoError::InvalidArgument(
+                            "internal: changed directory vanished".into(),
+                        ));
+                    }
+                };
+            }
+            cur.write_one(txn)?;
+        }
+        self.write_one(txn)
+    }
+
+    /// Writes this directory's dirmeta if new and its dirtree if changed, given that every
+    /// changed subdirectory is already written.
+    fn write_one(&mut self, txn: &Transaction<'_>) -> Result<(Checksum, Checksum)> {
+        let meta = self.write_meta(txn)?;
         if let Some(t) = self.origin {
             return Ok((t, meta));
         }
@@ -272,7 +329,10 @@ impl MutableTree {
                     checksum: *c,
                 }),
                 MtreeEntry::Dir(d) => {
-                    let (t, m) = d.write(txn)?;
+                    let m = d.write_meta(txn)?;
+                    let t = d.origin.ok_or_else(|| {
+                        RepoError::InvalidArgument("internal: subdirectory not written".into())
+                    })?;
                     tree.dirs.push(TreeDir {
                         name: name.clone(),
                         tree: t,
@@ -285,5 +345,16 @@ impl MutableTree {
         let t = txn.write_metadata(ObjectType::DirTree, None, &tree.to_bytes())?;
         self.origin = Some(t);
         Ok((t, meta))
+    }
+
+    fn write_meta(&mut self, txn: &Transaction<'_>) -> Result<Checksum> {
+        Ok(match &self.meta {
+            Meta::Stored(c) => *c,
+            Meta::New(m) => {
+                let c = txn.write_metadata(ObjectType::DirMeta, None, &m.to_dirmeta_bytes())?;
+                self.meta = Meta::Stored(c);
+                c
+            }
+        })
     }
 }

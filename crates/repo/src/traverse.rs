@@ -1,11 +1,11 @@
 //! Walking a commit: every reachable object, and which are missing (completeness). The same walk
 //! serves the repository and a transaction (which also sees its staged objects).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use ostree_format::{Checksum, Commit, DirTree, ObjectName, ObjectType};
+use ostree_format::{Checksum, Commit, DirTree, MAX_RECURSION, ObjectName, ObjectType};
 
-use crate::error::{RepoError, Result};
+use crate::error::{RepoError, Result, too_deep};
 use crate::repo::Repo;
 use crate::txn::Transaction;
 
@@ -45,7 +45,12 @@ impl ObjectView for Transaction<'_> {
 }
 
 /// Walks `commit` (not its parents). Missing and unparsable objects are reported, not fatal,
-/// except that a missing or corrupt commit object is an error.
+/// except that a missing or corrupt commit object is an error, and so is a dirtree nested deeper
+/// than [`MAX_RECURSION`] below the root ([`RepoError::TooDeep`], as libostree refuses it).
+///
+/// The walk is iterative (its stack is on the heap and at most `MAX_RECURSION + 1` frames deep)
+/// and visits each dirtree once: the height of every finished subtree is remembered, so a
+/// subtree shared at several depths is still checked at the deepest one.
 pub(crate) fn walk(view: &impl ObjectView, commit: &Checksum) -> Result<Reachable> {
     let cname = ObjectName::new(*commit, ObjectType::Commit);
     let c = Commit::parse(&view.load(&cname)?).map_err(|source| RepoError::InvalidObject {
@@ -54,46 +59,96 @@ pub(crate) fn walk(view: &impl ObjectView, commit: &Checksum) -> Result<Reachabl
     })?;
     let mut r = Reachable::default();
     r.objects.insert(cname);
-    let mut seen_trees = HashSet::new();
     let mut seen_content = HashSet::new();
     visit_meta(view, &c.root_meta, &mut r);
-    let mut stack = vec![c.root_tree];
-    while let Some(tree) = stack.pop() {
-        if !seen_trees.insert(tree) {
+    /// A dirtree being walked: its subdirectories' trees, the next one to enter, and the
+    /// height of what is below it so far.
+    struct Frame {
+        tree: Checksum,
+        dirs: Vec<Checksum>,
+        next: usize,
+        height: usize,
+    }
+    // Height (levels of dirtrees below) of every dirtree walked, or 0 if absent or corrupt.
+    let mut heights: HashMap<Checksum, usize> = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut enter = Some(c.root_tree);
+    loop {
+        if let Some(tree) = enter.take() {
+            let depth = stack.len();
+            let name = ObjectName::new(tree, ObjectType::DirTree);
+            let known = heights.get(&tree).copied();
+            if depth + known.unwrap_or(0) > MAX_RECURSION {
+                return Err(too_deep(format!("dirtree {tree}")));
+            }
+            let child_height = match known {
+                Some(h) => Some(h),
+                None => {
+                    r.objects.insert(name);
+                    let dt = match view.load(&name) {
+                        Ok(bytes) => match DirTree::parse(&bytes) {
+                            Ok(dt) => Some(dt),
+                            Err(e) => {
+                                r.corrupt.push((name, e.to_string()));
+                                None
+                            }
+                        },
+                        Err(RepoError::ObjectNotFound(_)) => {
+                            r.missing.push(name);
+                            None
+                        }
+                        Err(RepoError::InvalidObject { source, .. }) => {
+                            r.corrupt.push((name, source.to_string()));
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    match dt {
+                        None => {
+                            heights.insert(tree, 0);
+                            Some(0)
+                        }
+                        Some(dt) => {
+                            for f in &dt.files {
+                                if seen_content.insert(f.checksum) {
+                                    let n = ObjectName::new(f.checksum, ObjectType::File);
+                                    r.objects.insert(n);
+                                    if !view.has(&n)? {
+                                        r.missing.push(n);
+                                    }
+                                }
+                            }
+                            for d in &dt.dirs {
+                                visit_meta(view, &d.meta, &mut r);
+                            }
+                            stack.push(Frame {
+                                tree,
+                                dirs: dt.dirs.iter().map(|d| d.tree).collect(),
+                                next: 0,
+                                height: 0,
+                            });
+                            None
+                        }
+                    }
+                }
+            };
+            if let (Some(h), Some(parent)) = (child_height, stack.last_mut()) {
+                parent.height = parent.height.max(h + 1);
+            }
+        }
+        let Some(top) = stack.last_mut() else {
+            break;
+        };
+        if let Some(next) = top.dirs.get(top.next) {
+            enter = Some(*next);
+            top.next += 1;
             continue;
         }
-        let name = ObjectName::new(tree, ObjectType::DirTree);
-        r.objects.insert(name);
-        let dt = match view.load(&name) {
-            Ok(bytes) => match DirTree::parse(&bytes) {
-                Ok(dt) => dt,
-                Err(e) => {
-                    r.corrupt.push((name, e.to_string()));
-                    continue;
-                }
-            },
-            Err(RepoError::ObjectNotFound(_)) => {
-                r.missing.push(name);
-                continue;
+        if let Some(done) = stack.pop() {
+            heights.insert(done.tree, done.height);
+            if let Some(parent) = stack.last_mut() {
+                parent.height = parent.height.max(done.height + 1);
             }
-            Err(RepoError::InvalidObject { source, .. }) => {
-                r.corrupt.push((name, source.to_string()));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        for f in &dt.files {
-            if seen_content.insert(f.checksum) {
-                let n = ObjectName::new(f.checksum, ObjectType::File);
-                r.objects.insert(n);
-                if !view.has(&n)? {
-                    r.missing.push(n);
-                }
-            }
-        }
-        for d in &dt.dirs {
-            visit_meta(view, &d.meta, &mut r);
-            stack.push(d.tree);
         }
     }
     r.missing.sort();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
 use ostree_repo::Repo;
-use ostree_repo::format::{Checksum, FileMeta, ObjectName, ObjectType};
+use ostree_repo::format::{Checksum, FileMeta, MAX_RECURSION, ObjectName, ObjectType};
 
 use crate::error::{Location, Result, TarError};
 use crate::layout::{
@@ -134,39 +134,70 @@ impl<'r> ExportPlan<'r> {
         let mut seen_meta = HashSet::new();
         let mut seen_tree = HashSet::new();
         seen_meta.insert(c.root_meta);
-        plan.walk_tree(c.root_tree, "", &mut seen_meta, &mut seen_tree)?;
+        plan.walk_tree(c.root_tree, &mut seen_meta, &mut seen_tree)?;
         Ok(plan)
     }
 
+    /// Lists the walk of `tree` in the order the reference writes it: a dirtree, its files, then
+    /// for each subdirectory its dirmeta, its entry and (depth first) its own walk. Iterative; a
+    /// dirtree nested deeper than libostree's `OSTREE_MAX_RECURSION` is refused.
     fn walk_tree(
         &mut self,
         tree: Checksum,
-        prefix: &str,
         seen_meta: &mut HashSet<Checksum>,
         seen_tree: &mut HashSet<Checksum>,
     ) -> Result<()> {
-        let dt = self.repo.load_dirtree(&tree).map_err(repo_err)?;
-        if seen_tree.insert(tree) {
-            self.walk.push(WalkItem::DirTree(tree));
+        /// A dirtree being listed: its subdirectories, the next one, and its path prefix.
+        struct Frame {
+            dirs: Vec<ostree_repo::format::TreeDir>,
+            next: usize,
+            prefix: String,
         }
-        for f in &dt.files {
-            let path = format!("{prefix}{}", f.name);
-            self.paths.entry(f.checksum).or_default().push(path.clone());
-            self.walk.push(WalkItem::File(path, f.checksum));
-        }
-        for d in &dt.dirs {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut enter = Some((tree, String::new()));
+        loop {
+            if let Some((tree, prefix)) = enter.take() {
+                if stack.len() > MAX_RECURSION {
+                    return Err(repo_err(ostree_repo::RepoError::TooDeep {
+                        what: format!("dirtree {tree} (at {prefix:?})"),
+                        limit: MAX_RECURSION,
+                    }));
+                }
+                let dt = self.repo.load_dirtree(&tree).map_err(repo_err)?;
+                if seen_tree.insert(tree) {
+                    self.walk.push(WalkItem::DirTree(tree));
+                }
+                for f in &dt.files {
+                    let path = format!("{prefix}{}", f.name);
+                    self.paths.entry(f.checksum).or_default().push(path.clone());
+                    self.walk.push(WalkItem::File(path, f.checksum));
+                }
+                stack.push(Frame {
+                    dirs: dt.dirs,
+                    next: 0,
+                    prefix,
+                });
+            }
+            let Some(top) = stack.last_mut() else {
+                break;
+            };
+            let Some(d) = top.dirs.get(top.next).cloned() else {
+                stack.pop();
+                continue;
+            };
+            top.next += 1;
             if seen_meta.insert(d.meta) {
                 self.walk.push(WalkItem::DirMeta(d.meta));
             }
-            if prefix.is_empty() && d.name == "sysroot" {
+            if top.prefix.is_empty() && d.name == "sysroot" {
                 continue;
             }
-            let path = format!("{prefix}{}", d.name);
+            let path = format!("{}{}", top.prefix, d.name);
             if path == VAR_TMP {
                 self.has_var_tmp = true;
             }
             self.walk.push(WalkItem::Dir(path.clone(), d.meta));
-            self.walk_tree(d.tree, &format!("{path}/"), seen_meta, seen_tree)?;
+            enter = Some((d.tree, format!("{path}/")));
         }
         Ok(())
     }

@@ -55,7 +55,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ostree_repo::format::gvariant::{Type, Value};
 use ostree_repo::format::{
-    Checksum, FileMeta, MetaDict, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Xattrs, validate_filename,
+    Checksum, FileMeta, MAX_RECURSION, MetaDict, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Xattrs,
+    validate_filename,
 };
 use ostree_repo::{
     CommitSpec, ContentSource, MtreeEntry, MutableTree, RepoError, RepoMode, Transaction,
@@ -466,6 +467,23 @@ impl Importer<'_, '_> {
                 return Ok(());
             }
         };
+        // The dirtree this entry lands in (the directory itself, or the parent of anything else)
+        // must be within libostree's OSTREE_MAX_RECURSION of the root: deeper commits cannot be
+        // pulled by libostree, and would make every recursive walk of the tree unbounded.
+        let components = dest.split('/').filter(|c| !c.is_empty()).count();
+        let depth = if h.typeflag == b'5' && !is_whiteout {
+            components
+        } else {
+            components.saturating_sub(1)
+        };
+        if depth > MAX_RECURSION {
+            return Err(TarError::TooLarge {
+                at: at.clone(),
+                what: "directory nesting depth (OSTREE_MAX_RECURSION)",
+                size: depth as u64,
+                limit: MAX_RECURSION as u64,
+            });
+        }
         if is_whiteout {
             let meta = self.meta(h, S_IFREG, at)?;
             let c = self

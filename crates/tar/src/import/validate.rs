@@ -69,6 +69,15 @@ pub fn traverse(txn: &Transaction<'_>, commit: &Checksum, at: &Location) -> Resu
             object: Some(object),
             reason: source.to_string(),
         },
+        ostree_repo::RepoError::TooDeep { what, limit } => TarError::TooLarge {
+            at: Location {
+                path: Some(what.into()),
+                ..at.clone()
+            },
+            what: "dirtree nesting depth (OSTREE_MAX_RECURSION)",
+            size: limit as u64 + 1,
+            limit: limit as u64,
+        },
         e => repo_err(at, e),
     })?;
     if let Some((object, reason)) = r.corrupt.into_iter().next() {

@@ -1,6 +1,7 @@
 //! Integration tests of the ostree tar format against the real `ostree` CLI (2022.7) and GNU tar.
 
 mod chunked;
+mod depth;
 mod format;
 mod fuzz;
 mod hostile;

@@ -950,3 +950,37 @@ fn limits_and_interrupt() {
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     fsck_ok(repo.path());
 }
+
+#[test]
+fn paths_nested_deeper_than_ostree_max_recursion_refused() {
+    let d = scratch();
+    let repo = new_repo(d.path(), "r", RepoMode::Archive);
+    let nested = |levels: usize| {
+        let mut p = String::from("usr");
+        for _ in 1..levels {
+            p.push_str("/d");
+        }
+        p
+    };
+    // A directory at depth 256 and a file in it: the deepest dirtree libostree accepts.
+    let ok = Layer::new()
+        .dir(&nested(256))
+        .file(&format!("{}/f", nested(256)), b"x")
+        .bytes();
+    let out = import(&repo, &ok, &opts()).unwrap();
+    assert!(walk(&repo, &out.commit).contains_key(&format!("{}/f", nested(256))));
+    // A directory one deeper, or a file whose parent is.
+    for layer in [
+        Layer::new().dir(&nested(257)).bytes(),
+        Layer::new()
+            .file(&format!("{}/f", nested(257)), b"x")
+            .bytes(),
+    ] {
+        let e = import_err(&repo, &layer, &opts());
+        assert_err(&e, ErrorKind::TooLarge, "OSTREE_MAX_RECURSION");
+        assert!(
+            e.to_string().contains("257 exceeds the limit of 256"),
+            "{e}"
+        );
+    }
+}
