@@ -99,6 +99,16 @@ pub enum RepoCommand {
         #[arg(long)]
         progress: bool,
     },
+    /// Sign a commit with ed25519 (as `ostree sign --sign-type=ed25519 --keys-file=KEYFILE`):
+    /// the signature is added to the commit's detached metadata (`ostree.sign.ed25519`).
+    Sign {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Commit checksum or ref.
+        rev: String,
+        /// File of base64 ed25519 secret keys (64 bytes: seed and public key), one per line.
+        keyfile: PathBuf,
+    },
     /// Resolve a revision to a commit checksum.
     RevParse {
         #[command(flatten)]
@@ -266,6 +276,36 @@ pub fn run(cmd: RepoCommand, interrupt: &AtomicBool) -> Result<u8> {
                 "fsck of {} commits and {} objects completed: no errors found",
                 report.commits, report.objects_checked
             )?;
+        }
+        RepoCommand::Sign { repo, rev, keyfile } => {
+            let repo = Repo::open(&repo.repo)?;
+            let c = repo.resolve_rev(&rev)?;
+            let text = std::fs::read_to_string(&keyfile)
+                .with_context(|| format!("reading {}", keyfile.display()))?;
+            let keys = ostree_sign::ed25519::parse_secret_key_file(&text)?;
+            let commit_bytes = repo.load_metadata_bytes(&ostree_repo::format::ObjectName::new(
+                c,
+                ostree_repo::format::ObjectType::Commit,
+            ))?;
+            let meta_name = ostree_repo::format::ObjectName::new(
+                c,
+                ostree_repo::format::ObjectType::CommitMeta,
+            );
+            let mut meta = match repo.load_metadata_bytes(&meta_name) {
+                Ok(b) => Some(b),
+                Err(ostree_repo::RepoError::ObjectNotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            for k in &keys {
+                let sig = ostree_sign::sign_ed25519(k, &commit_bytes)?;
+                meta = Some(ostree_sign::add_ed25519_signature(meta.as_deref(), &sig)?);
+            }
+            if let Some(m) = meta {
+                let txn = repo.begin_transaction()?;
+                txn.write_commitmeta(&c, &m)?;
+                txn.commit()?;
+            }
+            writeln!(out, "{c}")?;
         }
         RepoCommand::Ls {
             repo,

@@ -333,3 +333,87 @@ fn prune_prints_and_deletes_like_ostree_prune() {
     assert_eq!(our_prune("C", &[]), again);
     cli.fsck(&repo).unwrap().check().unwrap();
 }
+
+#[test]
+fn repo_sign_adds_an_ed25519_signature_that_verifies() {
+    let d = test_support::scratch("oc-repo-sign-");
+    let tree = d.path().join("t");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("f"), b"signed").unwrap();
+    let repo = d.path().join("r");
+    test_support::cli::run_ok(OC.cmd().args([
+        "repo",
+        "init",
+        "--repo",
+        path_str(&repo),
+        "--mode",
+        "bare-user",
+    ]));
+    let commit = test_support::cli::run_ok(OC.cmd().args([
+        "repo",
+        "commit",
+        "--repo",
+        path_str(&repo),
+        "-b",
+        "x",
+        &format!("--tree=dir={}", tree.display()),
+    ]));
+    let commit = commit.trim();
+    let secret = ostree_sign::ed25519_secret_key_bytes(&[3u8; 32]);
+    let keyfile = d.path().join("key");
+    std::fs::write(
+        &keyfile,
+        format!("{}\n", ostree_sign::ed25519::base64_encode(&secret)),
+    )
+    .unwrap();
+    let out = test_support::cli::run_ok(OC.cmd().args([
+        "repo",
+        "sign",
+        "--repo",
+        path_str(&repo),
+        "x",
+        path_str(&keyfile),
+    ]));
+    assert_eq!(out.trim(), commit);
+    // A remote with the public key, written by the real ostree, verifies the commit.
+    let public = ostree_sign::ed25519_public_key(&secret).unwrap();
+    let st = std::process::Command::new("ostree")
+        .args([
+            "remote",
+            "add",
+            &format!("--repo={}", repo.display()),
+            "--no-gpg-verify",
+            "--set=sign-verify=true",
+            &format!(
+                "--set=verification-ed25519-key={}",
+                ostree_sign::ed25519::base64_encode(&public)
+            ),
+            "r",
+            "https://example.invalid/",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg =
+        ostree_sign::RemoteConfig::load(&repo, "r", &ostree_sign::SystemPaths::none()).unwrap();
+    let obj = |ext: &str| {
+        std::fs::read(
+            repo.join("objects")
+                .join(&commit[..2])
+                .join(format!("{}.{ext}", &commit[2..])),
+        )
+    };
+    let v = ostree_sign::verify_commit(
+        &cfg,
+        &obj("commit").unwrap(),
+        Some(&obj("commitmeta").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(v.ed25519_key, Some(public));
+    test_support::ostree_cli::OstreeCli::new()
+        .unwrap()
+        .fsck(&repo)
+        .unwrap()
+        .check()
+        .unwrap();
+}

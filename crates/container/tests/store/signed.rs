@@ -250,3 +250,60 @@ fn derived_images_cannot_be_verified_through_an_ostree_remote() {
     assert!(matches!(e, StoreError::RemoteSignedDerived { .. }), "{e}");
     assert_nothing_published(&repo);
 }
+
+#[test]
+fn ed25519_signed_commits_verify_with_sign_verify_remotes() {
+    let d = scratch();
+    let dir = d.path();
+    let tree = dir.join("tree");
+    mkdir(&tree, "", 0o755, 0, 0);
+    put(&tree, "usr/bin/os", b"os", 0o755, 0, 0);
+    let src = Repo::create(&dir.join("src"), RepoMode::BareUser).unwrap();
+    let (_, commit, _) = crate::commit_base_into(&src, &tree, "ed25519");
+    let secret = ostree_sign::ed25519_secret_key_bytes(&[7u8; 32]);
+    let public = ostree_sign::ed25519_public_key(&secret).unwrap();
+    let other = ostree_sign::ed25519_public_key(&ostree_sign::ed25519_secret_key_bytes(&[9u8; 32]))
+        .unwrap();
+    let commit_bytes = src
+        .load_metadata_bytes(&ostree_repo::format::ObjectName::new(
+            commit,
+            ObjectType::Commit,
+        ))
+        .unwrap();
+    let sig = ostree_sign::sign_ed25519(&secret, &commit_bytes).unwrap();
+    let meta = ostree_sign::add_ed25519_signature(None, &sig).unwrap();
+    let txn = src.begin_transaction().unwrap();
+    txn.write_commitmeta(&commit, &meta).unwrap();
+    txn.commit().unwrap();
+    let img = dir.join("img");
+    let dest: ImageReference = format!("oci:{}:latest", img.display()).parse().unwrap();
+    encapsulate(&src, &commit.to_hex(), &EncapsulateOptions::new(), &dest).unwrap();
+    let image = format!("ostree-remote-image:edremote:oci:{}:latest", img.display());
+    // Remotes written by the real `ostree remote add`, keys inline.
+    let remote = |tag: &str, key: &[u8; 32]| -> Repo {
+        let repo = Repo::create(&dir.join(format!("repo-{tag}")), RepoMode::BareUser).unwrap();
+        run(&mut OstreeCli::new().unwrap().command(&[
+            "remote",
+            "add",
+            &format!("--repo={}", repo.path().display()),
+            "--no-gpg-verify",
+            "--set=sign-verify=true",
+            &format!(
+                "--set=verification-ed25519-key={}",
+                ostree_sign::ed25519::base64_encode(key)
+            ),
+            "edremote",
+            "https://example.invalid/repo",
+        ]));
+        repo
+    };
+    let good = remote("good", &public);
+    assert_eq!(unencap(&good, &image).unwrap().ostree_commit, commit);
+    let bad = remote("bad", &other);
+    let e = unencap(&bad, &image).unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Signature { source, .. } if source.kind() == SignErrorKind::Ed25519NotVerified),
+        "{e:?}"
+    );
+    assert_nothing_published(&bad);
+}
