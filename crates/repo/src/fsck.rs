@@ -2,7 +2,6 @@
 //! modifying anything.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use ostree_format::{Checksum, ObjectName, ObjectType, validate_metadata};
@@ -77,19 +76,18 @@ impl Repo {
             .filter(|o| !missing.contains(o))
             .collect();
         progress.start("verifying objects", Some(to_check.len() as u64));
-        let corrupt = Mutex::new(Vec::new());
-        to_check.par_iter().try_for_each(|obj| -> Result<()> {
-            check_interrupt(interrupt)?;
-            if let Some(reason) = self.verify_object(obj)?
-                && let Ok(mut c) = corrupt.lock()
-            {
-                c.push((*obj, reason));
-            }
-            progress.inc(1);
-            Ok(())
-        })?;
+        // Collected, not pushed under a lock: no worker's failure can lose a report.
+        let found: Vec<Option<(ObjectName, String)>> = to_check
+            .par_iter()
+            .map(|obj| -> Result<Option<(ObjectName, String)>> {
+                check_interrupt(interrupt)?;
+                let reason = self.verify_object(obj)?;
+                progress.inc(1);
+                Ok(reason.map(|r| (*obj, r)))
+            })
+            .collect::<Result<_>>()?;
         report.objects_checked = to_check.len();
-        let mut corrupt = corrupt.into_inner().unwrap_or_default();
+        let mut corrupt: Vec<_> = found.into_iter().flatten().collect();
         report.corrupt.append(&mut corrupt);
         report.corrupt.sort();
         report.corrupt.dedup();

@@ -443,3 +443,56 @@ impl Drop for Transaction<'_> {
         self.discard();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ostree_format::{DirTree, FileMeta, S_IFDIR, Xattrs};
+
+    use super::*;
+    use crate::commit::CommitSpec;
+
+    /// A writer thread that panicked while holding the transaction's locks must not make the
+    /// commit succeed without the refs and marker bookkeeping it was asked for.
+    #[test]
+    fn poisoned_locks_lose_no_ref_or_marker() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = Repo::create(&d.path().join("r"), RepoMode::Archive).unwrap();
+        let txn = repo.begin_transaction().unwrap();
+        std::thread::scope(|s| {
+            for m in [0, 1, 2] {
+                let txn = &txn;
+                let r = s
+                    .spawn(move || {
+                        let _p = (m == 0).then(|| txn.partial.lock());
+                        let _r = (m == 1).then(|| txn.pending_refs.lock());
+                        let _v = (m == 2).then(|| txn.verified.lock());
+                        panic!("writer thread fails while holding a lock");
+                    })
+                    .join();
+                assert!(r.is_err());
+            }
+        });
+        assert!(txn.partial.is_poisoned() && txn.pending_refs.is_poisoned());
+        let meta = FileMeta {
+            uid: 0,
+            gid: 0,
+            mode: S_IFDIR | 0o755,
+            xattrs: Xattrs::new(),
+        };
+        let m = txn
+            .write_metadata(ObjectType::DirMeta, None, &meta.to_dirmeta_bytes())
+            .unwrap();
+        let t = txn
+            .write_metadata(ObjectType::DirTree, None, &DirTree::default().to_bytes())
+            .unwrap();
+        let c = txn.write_commit(t, m, &CommitSpec::new()).unwrap();
+        assert!(repo.is_commit_partial(&c));
+        txn.set_ref("r", Some(c)).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(repo.read_ref("r").unwrap(), Some(c));
+        assert!(
+            !repo.is_commit_partial(&c),
+            "stale marker after a poisoned lock"
+        );
+    }
+}
