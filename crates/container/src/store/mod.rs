@@ -609,9 +609,13 @@ pub async fn pull(
 fn is_transient(e: &StoreError) -> bool {
     use crate::fetch::FetchErrorKind as K;
     match e {
-        StoreError::Fetch(f) => {
-            matches!(f.kind(), K::Network | K::Timeout | K::ProxyDied | K::Proxy)
-        }
+        // An unclassified skopeo error is retried only during a transfer (a registry 5xx, a
+        // reset); at OpenImage it is as likely a policy refusal, which never goes away.
+        StoreError::Fetch(f) => match f.kind() {
+            K::Network | K::Timeout | K::ProxyDied => true,
+            K::Proxy => f.layer().is_some(),
+            _ => false,
+        },
         _ => false,
     }
 }
