@@ -374,16 +374,13 @@ impl LayerCtx<'_, '_, '_, '_> {
             )
             .map(LayerDone::Derived),
             _ => {
-                // Membership in the commit can be checked only when the commit is here (a
-                // resumed pull); otherwise the commit's completeness check at the end decides.
-                let mut o = ImportOptions::default();
-                o.expected_commit = self.work.layout.as_ref().map(|l| l.commit).filter(|c| {
-                    txn.has_object(&ostree_repo::format::ObjectName::new(
-                        *c,
-                        ostree_repo::format::ObjectType::Commit,
-                    ))
-                    .unwrap_or(false)
-                });
+                // A chunk published on its own is a plain object set: its membership in the
+                // commit cannot be checked here (the session's check also demands the whole
+                // commit be complete, which it is not while other chunks are still arriving, e.g.
+                // in a resumed pull where the commit object is already present). The commit's
+                // completeness check at the end decides; extra verified objects are garbage that
+                // prune removes.
+                let o = ImportOptions::default();
                 let s = ImportSession::with_options(txn, o).with_interrupt(&self.work.interrupt);
                 s.import_chunk_layer(reader, Some(&layer.digest))?;
                 s.finish()?;

@@ -278,3 +278,31 @@ fn concurrent_pulls_sharing_layers_with_layer_gc_and_object_prune() {
         assert!(out.merge_commit.is_some());
     }
 }
+
+#[test]
+fn a_stalled_registry_times_out_and_the_retry_completes() {
+    let d = scratch();
+    let registry = Registry::start(RegistryOptions::default()).unwrap();
+    let image = push(&registry, d.path(), "stall/img:1", &layers().derived);
+    let pid = registry.pid().unwrap() as i32;
+    let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUser).unwrap();
+    // Freeze the registry once two layers are in; thaw it after the stall timeout fired.
+    let stall = when_layers(repo.path().to_path_buf(), 2, move || {
+        let p = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(p, rustix::process::Signal::STOP).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        rustix::process::kill_process(p, rustix::process::Signal::CONT).unwrap();
+    });
+    let counter = Arc::new(CountRetries::default());
+    let mut o = opts(3);
+    o.fetch.stall_timeout = Duration::from_secs(1);
+    o.retry_backoff = Duration::from_millis(2000);
+    o.progress = Some(counter.clone());
+    let out = pull(&repo, &image, o).unwrap();
+    stall.join().unwrap();
+    assert!(out.attempts >= 2, "{out:?}");
+    assert!(counter.0.load(Ordering::Relaxed) >= 1);
+    assert!(out.layers_present >= 2, "{out:?}");
+    fsck(&repo);
+    drop(registry);
+}
