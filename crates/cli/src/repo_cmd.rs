@@ -391,24 +391,9 @@ pub fn prune_summary(r: &PruneReport, dry_run: bool, space: &str) -> String {
     s
 }
 
-/// GLib's `g_format_size_full(size, G_FORMAT_SIZE_DEFAULT)`: SI units, one decimal, the unit
-/// after `space` (GLib uses U+00A0).
+/// GLib's size format (shared with the store's layer lines).
 pub fn format_size(size: u64, space: &str) -> String {
-    if size < 1000 {
-        return if size == 1 {
-            "1 byte".to_string()
-        } else {
-            format!("{size} bytes")
-        };
-    }
-    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut factor = 1000u64;
-    let mut i = 0;
-    while i + 1 < units.len() && size / factor >= 1000 {
-        factor *= 1000;
-        i += 1;
-    }
-    format!("{:.1}{space}{}", size as f64 / factor as f64, units[i])
+    ostree_container::store::diff::format_size_with(size, space)
 }
 
 /// What `g_print` makes of GLib's U+00A0 in the current locale: itself in a UTF-8 locale,

@@ -76,23 +76,29 @@ impl ManifestDiff {
 }
 
 /// Sizes as GLib's `g_format_size` writes them (decimal units, one decimal), which the
-/// reference uses.
+/// reference uses for its layer and diff lines.
 pub fn format_size(n: u64) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 1000 {
-        return if n == 1 {
-            "1 byte".into()
+    format_size_with(n, " ")
+}
+
+/// GLib's `g_format_size_full(size, G_FORMAT_SIZE_DEFAULT)`: SI units, one decimal, `space`
+/// before the unit (GLib writes U+00A0; `ostree prune` output shows what the locale makes of it).
+pub fn format_size_with(size: u64, space: &str) -> String {
+    if size < 1000 {
+        return if size == 1 {
+            "1 byte".to_string()
         } else {
-            format!("{n} bytes")
+            format!("{size} bytes")
         };
     }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
+    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut factor = 1000u64;
+    let mut i = 0;
+    while i + 1 < units.len() && size / factor >= 1000 {
+        factor *= 1000;
+        i += 1;
     }
-    format!("{v:.1} {}", UNITS[unit])
+    format!("{:.1}{space}{}", size as f64 / factor as f64, units[i])
 }
 
 #[cfg(test)]

@@ -128,22 +128,27 @@ fn filtered_value(f: &BTreeMap<String, BTreeMap<String, u32>>) -> Result<Value, 
     Ok(Value::Array(outer_ty, entries))
 }
 
+/// A commit as the transaction sees it (staged or published).
+pub(crate) fn load_commit(
+    txn: &Transaction<'_>,
+    commit: &Checksum,
+) -> Result<ostree_repo::format::Commit, RepoError> {
+    let name =
+        ostree_repo::format::ObjectName::new(*commit, ostree_repo::format::ObjectType::Commit);
+    ostree_repo::format::Commit::parse(&txn.load_metadata_bytes(&name)?).map_err(|source| {
+        RepoError::InvalidObject {
+            object: name,
+            source,
+        }
+    })
+}
+
 /// The layer commit's implicitly created directories (see `ostree_tar::AUTOCREATED_DIRS_KEY`).
 fn autocreated_dirs(
     txn: &Transaction<'_>,
     layer_commit: &Checksum,
 ) -> Result<BTreeSet<String>, RepoError> {
-    let name = ostree_repo::format::ObjectName::new(
-        *layer_commit,
-        ostree_repo::format::ObjectType::Commit,
-    );
-    let c =
-        ostree_repo::format::Commit::parse(&txn.load_metadata_bytes(&name)?).map_err(|source| {
-            RepoError::InvalidObject {
-                object: name,
-                source,
-            }
-        })?;
+    let c = load_commit(txn, layer_commit)?;
     let mut out = BTreeSet::new();
     if let Some(Value::Array(_, items)) = c.metadata.get(ostree_tar::AUTOCREATED_DIRS_KEY) {
         for i in items {

@@ -243,15 +243,7 @@ fn layer_filtered(
     commit: &Checksum,
 ) -> Result<BTreeMap<String, u32>, ostree_repo::RepoError> {
     use ostree_repo::format::gvariant::Value;
-    let name =
-        ostree_repo::format::ObjectName::new(*commit, ostree_repo::format::ObjectType::Commit);
-    let c =
-        ostree_repo::format::Commit::parse(&txn.load_metadata_bytes(&name)?).map_err(|source| {
-            ostree_repo::RepoError::InvalidObject {
-                object: name,
-                source,
-            }
-        })?;
+    let c = super::merge::load_commit(txn, commit)?;
     let mut out = BTreeMap::new();
     if let Some(Value::Array(_, entries)) = c.metadata.get(ostree_tar::FILTERED_KEY) {
         for e in entries {

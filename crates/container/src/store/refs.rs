@@ -23,13 +23,12 @@ pub fn image_ref(imgref: &ImageReference) -> Result<String, StoreError> {
     Ok(format!("{IMAGE_PREFIX}{e}"))
 }
 
-/// `ostree/container/blob/<escaped digest>`.
+/// `ostree/container/blob/<escaped digest>` (the name the layer importers use).
 pub fn blob_ref(digest: &str) -> Result<String, StoreError> {
-    let e = escape_for_ref(digest).map_err(|e| StoreError::BadImage {
+    ostree_tar::blob_ref(digest).map_err(|e| StoreError::BadImage {
         image: digest.to_string(),
         reason: format!("layer digest cannot name a ref: {e}"),
-    })?;
-    Ok(format!("{BLOB_PREFIX}{e}"))
+    })
 }
 
 /// The image reference a ref under [`IMAGE_PREFIX`] names (the part after the prefix).

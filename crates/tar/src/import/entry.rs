@@ -61,11 +61,13 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-fn is_regular(t: u8) -> bool {
+/// Regular-file type flags (`0`, and NUL of old tars).
+pub(super) fn is_regular(t: u8) -> bool {
     t == b'0' || t == 0
 }
 
-fn read_err(at: &Location, e: ReadError) -> TarError {
+/// A reader failure as the importer's error at `at`.
+pub(super) fn read_err(at: &Location, e: ReadError) -> TarError {
     match e {
         ReadError::Truncated(reason) => TarError::Truncated {
             at: at.clone(),
@@ -96,7 +98,8 @@ pub(super) fn invalid(at: &Location, reason: impl Into<String>) -> TarError {
     }
 }
 
-fn repo(at: &Location) -> impl FnOnce(RepoError) -> TarError + '_ {
+/// An engine failure as the importer's error at `at`.
+pub(super) fn repo(at: &Location) -> impl FnOnce(RepoError) -> TarError + '_ {
     move |source| TarError::Repo {
         at: at.clone(),
         source: Box::new(source),

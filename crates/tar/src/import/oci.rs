@@ -49,6 +49,7 @@
 //! * The commit is deterministic: subject and body empty, timestamp 0, no parent, metadata keys
 //!   sorted. The same layer gives the same commit in any fresh repository of the same mode.
 
+use super::entry::{invalid, is_regular, read_err, repo as repo_err};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,11 +60,10 @@ use ostree_repo::format::{
     validate_filename,
 };
 use ostree_repo::{
-    CommitSpec, ContentSource, MtreeEntry, MutableTree, RepoError, RepoMode, Transaction,
-    default_dirmeta,
+    CommitSpec, ContentSource, MtreeEntry, MutableTree, RepoMode, Transaction, default_dirmeta,
 };
 
-use super::reader::{EntryHeader, ReadError, TarReader};
+use super::reader::{EntryHeader, TarReader};
 use super::validate::{ImportLimits, type_name};
 use crate::error::{Location, Result, TarError};
 use crate::layout::{OBJECTS_PREFIX, normalize};
@@ -153,48 +153,6 @@ struct Importer<'a, 'r> {
     entries: u64,
     canonical: bool,
     keep_xattrs: bool,
-}
-
-fn read_err(at: &Location, e: ReadError) -> TarError {
-    match e {
-        ReadError::Truncated(reason) => TarError::Truncated {
-            at: at.clone(),
-            reason,
-        },
-        ReadError::Corrupt(reason) => TarError::Corrupt {
-            at: at.clone(),
-            object: None,
-            reason,
-        },
-        ReadError::TooLarge(what, size, limit) => TarError::TooLarge {
-            at: at.clone(),
-            what,
-            size,
-            limit,
-        },
-        ReadError::Io(source) => TarError::Io {
-            at: at.clone(),
-            source,
-        },
-    }
-}
-
-fn invalid(at: &Location, reason: impl Into<String>) -> TarError {
-    TarError::Invalid {
-        at: at.clone(),
-        reason: reason.into(),
-    }
-}
-
-fn repo_err(at: &Location) -> impl FnOnce(RepoError) -> TarError + '_ {
-    move |source| TarError::Repo {
-        at: at.clone(),
-        source: Box::new(source),
-    }
-}
-
-fn is_regular(t: u8) -> bool {
-    t == b'0' || t == 0
 }
 
 /// Strips leading `/` and `./`, normalises `//` and `.`; `..` is an error.
