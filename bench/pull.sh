@@ -144,6 +144,10 @@ for variant in $MODES; do
       r=$(repo_variant_dir "$variant" "pull-b-$impl")
       mpull "b-$variant-30k-${p}pct-$impl" "$impl" "$r" "${p}pct"
     done
+    # The physical floor of (b): the derived layer alone extracted durably on the same filesystem.
+    x=$(repo_variant_dir "$variant" "pull-floor") && rm -rf "$x" && mkdir -p "$x" && sync
+    measure "floor-$variant-${p}pct-tar-x+sync" bash -c "gzip -dc '$FIX/layer-${p}pct.tar.gz' | tar -x -C '$x' && sync -f '$x'"
+    rm -rf "$x"
     for impl in $IMPLS; do
       r=$(repo_variant_dir "$variant" "pull-b-$impl")
       mpull "merge-$variant-30k-${p}pct-$impl" "$impl" "$r" "${p}pct-relabel"
@@ -191,5 +195,6 @@ if [ "$LARGE" -gt 0 ]; then
 fi
 echo
 echo "a-: whole pull into an empty repository; b-: base present; merge-: every layer present (the merge"
-echo "commit alone); 30k/${LK:-90k}: base size, layers touching the same paths; last column: ostree-ext wall / ours"
+echo "commit alone); 30k/${LK:-90k}: base size, layers touching the same paths; floor-: the derived layer"
+echo "alone, gzip -dc | tar -x then sync, on the same filesystem; last column: ostree-ext wall / ours"
 summarize_vs ours ostree-ext

@@ -46,7 +46,12 @@ enum Msg {
 
 enum LayerDone {
     Ostree,
-    Derived(OciLayerOutcome),
+    /// A derived layer's commit; `in_pull_txn` if it was written into the pull's transaction
+    /// (its blob ref is then published with the image).
+    Derived {
+        outcome: OciLayerOutcome,
+        in_pull_txn: bool,
+    },
 }
 
 /// Everything the importer thread owns.
@@ -277,6 +282,12 @@ fn layer_error(
 #[derive(Clone, Copy)]
 struct LayerCtx<'a, 's, 't, 'r> {
     repo: &'a Repo,
+    /// The pull's transaction (the one `session` writes into).
+    txn: &'a ostree_repo::Transaction<'r>,
+    /// This pull fetches one layer only: it goes into the pull's transaction, since a
+    /// publication of its own would keep nothing a failed pull could resume from, and costs a
+    /// second round of filesystem syncs.
+    single_fetch: bool,
     session: &'a ImportSession<'s, 't, 'r>,
     work: &'a Work,
     fetch_over: &'a AtomicBool,
@@ -286,7 +297,8 @@ impl LayerCtx<'_, '_, '_, '_> {
     /// Imports one layer. The commit layer goes into the pull's transaction (its commit is
     /// published with the image); chunk and derived layers each get a transaction of their own,
     /// published with their blob ref as soon as skopeo has verified the layer, so that a pull
-    /// that fails later (network, SIGKILL, power cut) resumes without fetching them again.
+    /// that fails later (network, SIGKILL, power cut) resumes without fetching them again —
+    /// unless the pull fetches this layer alone (then it joins the pull's transaction).
     fn run(self, job: Job) -> Result<LayerDone, TarError> {
         let Job {
             index,
@@ -304,6 +316,7 @@ impl LayerCtx<'_, '_, '_, '_> {
             at: ostree_tar::Location::layer(&layer.digest),
             source: Box::new(source),
         };
+        let started = std::time::Instant::now();
         let (r, own) = match layer.role {
             LayerRole::Commit => (
                 self.session
@@ -312,10 +325,18 @@ impl LayerCtx<'_, '_, '_, '_> {
                 None,
             ),
             // Signed images: nothing is published before the commit is verified.
-            LayerRole::Chunk if self.work.verifier.is_some() => (
+            LayerRole::Chunk if self.work.verifier.is_some() || self.single_fetch => (
                 self.session
                     .import_chunk_layer(&mut reader, digest)
                     .map(|_| LayerDone::Ostree),
+                None,
+            ),
+            LayerRole::Derived if self.single_fetch => (
+                self.import_derived(self.txn, layer, &mut reader)
+                    .map(|outcome| LayerDone::Derived {
+                        outcome,
+                        in_pull_txn: true,
+                    }),
                 None,
             ),
             LayerRole::Chunk | LayerRole::Derived => match self.repo.begin_transaction() {
@@ -330,6 +351,7 @@ impl LayerCtx<'_, '_, '_, '_> {
         drop(reader);
         let _ = done.send(if r.is_ok() { Ok(()) } else { Err(()) });
         let r = r?;
+        tracing::debug!(layer = %layer.digest, elapsed = ?started.elapsed(), "layer imported");
         if let Some(txn) = own {
             if !self.wait_verified(index) {
                 // Not verified by skopeo: discard (the transaction aborts on drop).
@@ -338,11 +360,12 @@ impl LayerCtx<'_, '_, '_, '_> {
                     layer.digest
                 )));
             }
-            if let LayerDone::Derived(o) = &r {
+            if let LayerDone::Derived { outcome: o, .. } = &r {
                 txn.set_ref(&layer.ref_name, Some(o.commit))
                     .map_err(repo_err)?;
             }
             txn.commit().map_err(repo_err)?;
+            tracing::debug!(layer = %layer.digest, elapsed = ?started.elapsed(), "layer published");
         }
         if let Some(p) = &self.work.progress {
             p.layer_done(index);
@@ -357,14 +380,13 @@ impl LayerCtx<'_, '_, '_, '_> {
         reader: &mut bridge::ChannelReader,
     ) -> Result<LayerDone, TarError> {
         match layer.role {
-            LayerRole::Derived => ostree_tar::import_oci_layer(
-                txn,
-                reader,
-                &layer.digest,
-                &self.work.oci,
-                Some(&self.work.interrupt),
-            )
-            .map(LayerDone::Derived),
+            LayerRole::Derived => {
+                self.import_derived(txn, layer, reader)
+                    .map(|outcome| LayerDone::Derived {
+                        outcome,
+                        in_pull_txn: false,
+                    })
+            }
             _ => {
                 // A chunk published on its own is a plain object set: its membership in the
                 // commit cannot be checked here (the session's check also demands the whole
@@ -379,6 +401,21 @@ impl LayerCtx<'_, '_, '_, '_> {
                 Ok(LayerDone::Ostree)
             }
         }
+    }
+
+    fn import_derived(
+        &self,
+        txn: &ostree_repo::Transaction<'_>,
+        layer: &LayerState,
+        reader: &mut bridge::ChannelReader,
+    ) -> Result<OciLayerOutcome, TarError> {
+        ostree_tar::import_oci_layer(
+            txn,
+            reader,
+            &layer.digest,
+            &self.work.oci,
+            Some(&self.work.interrupt),
+        )
     }
 
     /// Waits until skopeo has verified layer `index` (digest, size; and our diff_id check).
@@ -415,6 +452,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
     let session = ImportSession::with_options(&txn, import_opts).with_interrupt(&work.interrupt);
     let results: Mutex<Vec<(usize, Result<LayerDone, TarError>)>> = Mutex::default();
+    let single_fetch = work.progress_of.iter().flatten().count() == 1;
     let fetch_over = AtomicBool::new(false);
     let verified = std::thread::scope(|scope| {
         loop {
@@ -422,6 +460,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
                 Ok(Msg::Job(job)) => {
                     let ctx = LayerCtx {
                         repo: &repo,
+                        txn: &txn,
+                        single_fetch,
                         session: &session,
                         work: &work,
                         fetch_over: &fetch_over,
@@ -455,8 +495,15 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     for (index, r) in results {
         match r {
             Ok(LayerDone::Ostree) => ostree_fetched = true,
-            Ok(LayerDone::Derived(o)) => {
-                derived.insert(index, o);
+            Ok(LayerDone::Derived {
+                outcome,
+                in_pull_txn,
+            }) => {
+                if in_pull_txn && let Some(l) = work.layers.get(index) {
+                    txn.set_ref(&l.ref_name, Some(outcome.commit))
+                        .map_err(repo_err)?;
+                }
+                derived.insert(index, outcome);
             }
             Err(e) => {
                 if failure.is_none() {
@@ -549,7 +596,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         (PullMode::Image, Some(image_ref)) => {
             let mut meta = work.merge.clone();
             meta.filtered = filtered.iter().cloned().collect();
+            let started = std::time::Instant::now();
             let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
+            tracing::debug!(commit = %m, elapsed = ?started.elapsed(), "merge commit written");
             // Composed from the complete base and layer commits: no second walk of the base.
             txn.assume_complete_by_construction(&m);
             // Compare-and-swap: a concurrent pull that moved the image ref wins; we fail.
@@ -565,7 +614,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         }
         (PullMode::Image, None) => None,
     };
+    let started = std::time::Instant::now();
     txn.commit().map_err(repo_err)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "image published");
     Ok(Published {
         merge_commit,
         filtered,

@@ -1,5 +1,13 @@
 //! Moving staged objects into `objects/` at commit time: one prefix directory per task, in
-//! parallel, each `objects/XX` fsynced after its renames, then `objects/` itself.
+//! parallel, then the moves made durable before any ref may point at them.
+//!
+//! libostree fsyncs each `objects/XX` after its renames, then `objects/`. On a journaled
+//! filesystem every one of those fsyncs is a journal commit, and a transaction touching all 256
+//! prefixes spent seconds in them (a derived layer of 3,000 files: 2.8 s of 4.7 s). Beyond
+//! [`FSYNC_EACH_MAX`] prefix directories we therefore make the moves durable with one `syncfs`
+//! of the repository's filesystem instead: it persists every directory the fsyncs would have, in
+//! one journal commit. Few directories (a merge commit's handful of dirtrees) keep the
+//! per-directory fsyncs, which touch nothing but ours.
 //!
 //! Where `objects/XX` does not exist yet or is empty (a first import into a new repository),
 //! the whole staging directory `XX` is renamed over it: one rename instead of one per object.
@@ -18,6 +26,9 @@ use super::Transaction;
 use crate::error::{IoContext, Result};
 use crate::repo::open_dir;
 
+/// Up to this many prefix directories, each is fsynced after its renames; beyond, one `syncfs`.
+const FSYNC_EACH_MAX: usize = 16;
+
 impl Transaction<'_> {
     /// Renames every staged object into place; an object that already exists wins (it is
     /// immutable and identical), except detached metadata, which is replaced.
@@ -35,11 +46,14 @@ impl Transaction<'_> {
                 prefixes.push(p.to_string());
             }
         }
+        let fsync_each = fsync && prefixes.len() <= FSYNC_EACH_MAX;
         prefixes
             .par_iter()
-            .try_for_each(|prefix| self.publish_prefix(prefix, &objects_path, fsync))?;
-        if fsync {
+            .try_for_each(|prefix| self.publish_prefix(prefix, &objects_path, fsync_each))?;
+        if fsync_each {
             rustix::fs::fsync(&self.repo.objects).io("fsync", &objects_path)?;
+        } else if fsync {
+            rustix::fs::syncfs(&self.repo.objects).io("syncfs", &objects_path)?;
         }
         Ok(())
     }
