@@ -196,6 +196,24 @@ fn pull_list_history_metadata_remove() {
     o.fsck(&repo).unwrap().check().unwrap();
 }
 
+/// Pids of processes whose command line has `experimental-image-proxy` and `arg`.
+fn skopeo_with_arg(arg: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.contains(&&b"experimental-image-proxy"[..]) && args.contains(&arg.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 #[test]
 fn killed_pull_then_rerun_fetches_only_the_rest() {
     let d = scratch();
@@ -218,6 +236,14 @@ fn killed_pull_then_rerun_fetches_only_the_rest() {
         "bare-user",
     ]));
     let imgref = format!("ostree-unverified-image:oci:{}:latest", layout.display());
+    // `--policy` makes skopeo a custom command (not the proxy crate's default), and names the
+    // skopeo of this pull uniquely among the processes of the machine.
+    let policy = d.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
     let mut child = OC
         .cmd()
         .args([
@@ -226,6 +252,8 @@ fn killed_pull_then_rerun_fetches_only_the_rest() {
             "--quiet",
             "--layer-concurrency",
             "1",
+            "--policy",
+            path_str(&policy),
             path_str(&repo),
             &imgref,
         ])
@@ -246,9 +274,23 @@ fn killed_pull_then_rerun_fetches_only_the_rest() {
     while layer_refs() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
     }
+    assert!(
+        !skopeo_with_arg(path_str(&policy)).is_empty(),
+        "the pull's skopeo is running"
+    );
     test_support::cli::send_signal(&child, rustix::process::Signal::KILL);
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed before it finished");
+    // Its skopeo dies with it (parent-death signal), within a second.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !skopeo_with_arg(path_str(&policy)).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = skopeo_with_arg(path_str(&policy));
+    assert!(
+        left.is_empty(),
+        "skopeo outlived the killed pull: pids {left:?}"
+    );
     let kept = layer_refs();
     assert!(kept >= 3, "{kept}");
     assert_eq!(
@@ -514,4 +556,126 @@ fn update_check_diff_and_compare() {
         "{out}"
     );
     assert!(l[4].starts_with(&format!("Wrote: {imgref} => ")), "{out}");
+}
+
+/// A pull killed while its skopeo waits on a frozen registry (blocked in a network read, so it
+/// would not notice our death by itself) leaves no skopeo behind: with the default skopeo and
+/// with a custom command (`--policy` makes one).
+#[test]
+fn killed_pull_leaves_no_skopeo_behind() {
+    use test_support::registry::{Registry, RegistryOptions};
+    let d = scratch();
+    let mut rng = test_support::tree::Rng::new(9);
+    let layers: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            LayerTar::new()
+                .file(&format!("usr/share/s{i}"), &rng.bytes(8 << 20), 0o644, 0, 0)
+                .finish()
+        })
+        .collect();
+    let layout = derived_image(d.path(), "stall", layers);
+    let registry = Registry::start(RegistryOptions::default()).unwrap();
+    let remote = format!("docker://{}/stall/img:1", registry.host());
+    test_support::skopeo::skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &remote,
+        &["--dest-tls-verify=false"],
+    )
+    .unwrap();
+    let pid = rustix::process::Pid::from_raw(registry.pid().unwrap() as i32).unwrap();
+    let policy = d.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    for custom in [false, true] {
+        let repo = d.path().join(format!("repo-{custom}"));
+        run_ok(OC.cmd().args([
+            "repo",
+            "init",
+            "--repo",
+            path_str(&repo),
+            "--mode",
+            "bare-user",
+        ]));
+        // The repository path names this pull's skopeo: it is not on skopeo's command line, so
+        // find skopeo as the child of our pull instead.
+        let mut cmd = OC.cmd();
+        cmd.args([
+            "image",
+            "pull",
+            "--quiet",
+            "--insecure-skip-tls-verification",
+        ]);
+        if custom {
+            cmd.args(["--policy", path_str(&policy)]);
+        }
+        cmd.args([
+            path_str(&repo),
+            &format!("ostree-unverified-registry:{}/stall/img:1", registry.host()),
+        ]);
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut skopeo = Vec::new();
+        while skopeo.is_empty() && Instant::now() < deadline {
+            skopeo = children_running(child.id(), "experimental-image-proxy");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(skopeo.len(), 1, "the pull's skopeo (custom: {custom})");
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        test_support::cli::send_signal(&child, rustix::process::Signal::KILL);
+        let _ = child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while alive(skopeo[0]) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let survived = alive(skopeo[0]);
+        rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+        assert!(
+            !survived,
+            "skopeo {} outlived the killed pull by a second (custom command: {custom})",
+            skopeo[0]
+        );
+    }
+    drop(registry);
+}
+
+/// Pids of the children of `parent` whose command line contains the argument `arg`.
+fn children_running(parent: u32, arg: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the comm may hold spaces, so split after its ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
