@@ -171,7 +171,8 @@ fn read_prefix(r: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(prefix)
 }
 
-/// Runs on a blocking thread: decode, call the consumer, then drain decompressed and raw.
+/// Runs on a blocking thread: decode, call the consumer, then drain decompressed (only if the
+/// consumer succeeded) and raw.
 pub(crate) fn decode_layer<T, E>(
     raw: &mut ChannelReader,
     consumer: impl FnOnce(&mut dyn Read) -> Result<T, E>,
@@ -213,8 +214,13 @@ where
             first_error: setup_error,
         };
         let value = consumer(&mut hashed).map_err(Into::into);
-        // Drain what the consumer left (tar end blocks, trailing frames).
-        let _ = io::copy(&mut hashed, &mut io::sink());
+        // Drain what the consumer left (tar end blocks, trailing frames) for the diff_id. Not
+        // after a refusal: the layer is lost anyway, and inflating the rest of a hostile blob
+        // (1000:1 and more) would cost minutes of CPU for nothing; its raw bytes are still read
+        // below, as the proxy protocol requires.
+        if value.is_ok() {
+            let _ = io::copy(&mut hashed, &mut io::sink());
+        }
         Decoded {
             value,
             compression,

@@ -416,6 +416,48 @@ fn bad_derived_layers_are_refused_and_publish_nothing() {
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
 }
 
+/// A layer refused at its first entry is not decompressed further (only its raw bytes are read
+/// to the end, as the proxy protocol requires): its remainder is not even valid gzip, and the
+/// error reported is the importer's, not the decompressor's that a full inflate would hit.
+#[test]
+fn a_refused_layer_is_not_inflated_to_its_end() {
+    use std::io::Write;
+    let f = fixture();
+    let d = scratch();
+    let tar = LayerTar::new()
+        .raw_file("usr/../../etc/x", b"x")
+        .file("usr/share/zeros", &vec![0u8; 16 << 20], 0o644, 0, 0)
+        .finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let mut blob = gz.finish().unwrap();
+    blob.extend_from_slice(&b"not a gzip member: a full inflate fails here".repeat(100));
+    let img = d.path().join("refused");
+    // Uncompressed media type: the fetcher goes by the bytes, which are gzip.
+    write_layout(
+        &img,
+        &[f.base_layer.clone(), blob],
+        &ostree_labels(&f.base_commit.to_hex(), &f.base_layer),
+        LayerCompression::None,
+    )
+    .unwrap();
+    let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUser).unwrap();
+    let e = assert_refused_cleanly(
+        &repo,
+        pull(
+            &repo,
+            &format!("ostree-unverified-image:oci:{}:latest", img.display()),
+        ),
+    );
+    match &e {
+        StoreError::Import { source, .. } => assert!(
+            matches!(**source, ostree_tar::TarError::UnsafePath { .. }),
+            "{e:?}"
+        ),
+        other => panic!("the importer's refusal, not a decompression error: {other:?}"),
+    }
+}
+
 /// The config blob of a layout written by `write_layout`.
 fn config_path(img: &Path) -> PathBuf {
     let m = manifest_of(img);
