@@ -450,6 +450,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     let txn = repo.begin_transaction().map_err(repo_err)?;
     let mut import_opts = ImportOptions::default();
     import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
+    // Verified before publication (ostree-remote-*): its signatures are the authority.
+    import_opts.replace_detached_metadata = work.verifier.is_some();
     let session = ImportSession::with_options(&txn, import_opts).with_interrupt(&work.interrupt);
     let results: Mutex<Vec<(usize, Result<LayerDone, TarError>)>> = Mutex::default();
     let single_fetch = work.progress_of.iter().flatten().count() == 1;

@@ -103,6 +103,9 @@ pub struct Transaction<'r> {
     /// created the marker (then it removes it again if it ends with nothing of the commit
     /// published).
     partial: Mutex<Vec<(Checksum, bool)>>,
+    /// Detached metadata staged by [`Transaction::write_commitmeta_unless_present`] (paths
+    /// relative to `objects/`): published only where none exists.
+    commitmeta_keep: Mutex<std::collections::HashSet<String>>,
     budget: Option<Budget>,
     stats: AtomicStats,
     finished: bool,
@@ -138,6 +141,7 @@ impl Repo {
             create_umask,
             pending_refs: Mutex::new(Vec::new()),
             partial: Mutex::new(Vec::new()),
+            commitmeta_keep: Mutex::new(std::collections::HashSet::new()),
             budget,
             stats: AtomicStats::default(),
             finished: false,

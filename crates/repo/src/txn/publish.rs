@@ -15,6 +15,7 @@
 //! concurrent writer that got an object into `objects/XX` first is never lost: we then fall
 //! back to moving objects one by one.
 
+use std::collections::HashSet;
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -47,9 +48,15 @@ impl Transaction<'_> {
             }
         }
         let fsync_each = fsync && prefixes.len() <= FSYNC_EACH_MAX;
+        let keep = std::mem::take(
+            &mut *self
+                .commitmeta_keep
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         prefixes
             .par_iter()
-            .try_for_each(|prefix| self.publish_prefix(prefix, &objects_path, fsync_each))?;
+            .try_for_each(|prefix| self.publish_prefix(prefix, &objects_path, fsync_each, &keep))?;
         if fsync_each {
             rustix::fs::fsync(&self.repo.objects).io("fsync", &objects_path)?;
         } else if fsync {
@@ -58,7 +65,14 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    fn publish_prefix(&self, prefix: &str, objects_path: &Path, fsync: bool) -> Result<()> {
+    /// `keep`: detached metadata (relative paths) that must not replace an existing one.
+    fn publish_prefix(
+        &self,
+        prefix: &str,
+        objects_path: &Path,
+        fsync: bool,
+        keep: &HashSet<String>,
+    ) -> Result<()> {
         let dst_dir = objects_path.join(prefix);
         let src_dir = self.staging.path.join(prefix);
         let mut names = Vec::new();
@@ -101,12 +115,12 @@ impl Transaction<'_> {
         // a descriptor would then point at the replaced one.
         let src_fd = open_dir(&src_dir)?;
         for fname in &names {
-            let flags = if fname.ends_with(".commitmeta") {
+            let target = format!("{prefix}/{fname}");
+            let flags = if fname.ends_with(".commitmeta") && !keep.contains(&target) {
                 RenameFlags::empty()
             } else {
                 RenameFlags::NOREPLACE
             };
-            let target = format!("{prefix}/{fname}");
             match rustix::fs::renameat_with(
                 &src_fd,
                 fname.as_str(),

@@ -113,7 +113,23 @@ impl Transaction<'_> {
     }
 
     /// Stores detached metadata for `commit` verbatim (after validation), replacing any previous.
+    /// For an authoritative writer: signing, the store's own state, a verified import.
     pub fn write_commitmeta(&self, commit: &Checksum, bytes: &[u8]) -> Result<()> {
+        self.stage_commitmeta(commit, bytes, false).map(drop)
+    }
+
+    /// Stores detached metadata for `commit` only if the repository has none: what an
+    /// unverified source may do, so that it can never replace (say) valid signatures with its
+    /// own bytes. Returns whether it was staged; one that appears meanwhile wins at publication.
+    pub fn write_commitmeta_unless_present(&self, commit: &Checksum, bytes: &[u8]) -> Result<bool> {
+        let name = ObjectName::new(*commit, ObjectType::CommitMeta);
+        if self.repo.has_object(&name)? {
+            return Ok(false);
+        }
+        self.stage_commitmeta(commit, bytes, true)
+    }
+
+    fn stage_commitmeta(&self, commit: &Checksum, bytes: &[u8], keep: bool) -> Result<bool> {
         let name = ObjectName::new(*commit, ObjectType::CommitMeta);
         validate_metadata(ObjectType::CommitMeta, bytes).map_err(|source| {
             RepoError::InvalidObject {
@@ -135,9 +151,20 @@ impl Transaction<'_> {
             let _ = fs::remove_file(&tmp_path);
         }
         written?;
+        {
+            let mut k = self
+                .commitmeta_keep
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if keep {
+                k.insert(rel);
+            } else {
+                k.remove(&rel);
+            }
+        }
         self.staged_object(name, bytes.len() as u64);
         self.stats.metadata_written.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(true)
     }
 
     /// Writes a content object. With `expected`, an object already present returns at once

@@ -496,7 +496,12 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                 }
                 let bytes =
                     self.read_metadata(tr, h, ObjectName::new(c, ObjectType::CommitMeta), at)?;
-                txn.write_commitmeta(&c, &bytes).map_err(repo(at))?;
+                if self.session.options.replace_detached_metadata {
+                    txn.write_commitmeta(&c, &bytes).map_err(repo(at))?;
+                } else {
+                    txn.write_commitmeta_unless_present(&c, &bytes)
+                        .map_err(repo(at))?;
+                }
             }
             TarObjectKind::DirTree | TarObjectKind::DirMeta => {
                 let ty = if kind == TarObjectKind::DirTree {

@@ -40,6 +40,11 @@ pub struct ImportOptions {
     /// session with only chunk layers checks their objects against it (it must then already
     /// be in the repository).
     pub expected_commit: Option<Checksum>,
+    /// The source is authoritative (its commit was verified against trusted keys): its
+    /// detached metadata replaces what the repository holds. Otherwise detached metadata is
+    /// only stored for a commit that has none, so that an unverified image cannot replace
+    /// valid signatures.
+    pub replace_detached_metadata: bool,
 }
 
 /// A chunk layer's result.

@@ -345,3 +345,52 @@ fn import_into_small_filesystem_hits_the_reserve() {
     assert!(repo.list_refs().unwrap().is_empty());
     fsck_ok(&rp);
 }
+
+/// Issue 15 item 12: an unverified import of a commit that is already present never replaces
+/// its detached metadata (e.g. valid signatures with a source's own bytes); one of a commit
+/// without detached metadata stores it; an authoritative (verified) import replaces it.
+#[test]
+fn unverified_import_keeps_existing_detached_metadata() {
+    use ostree_repo::format::gvariant::Value;
+    use ostree_repo::format::{MetaDict, ObjectName, ObjectType};
+    let d = scratch();
+    let src = make_source(d.path(), "bare-user", TreeKind::Reference);
+    let original = export_bytes(&src.repo, &src.commit);
+    let evil_meta = MetaDict(vec![("sig".into(), Value::Str("evil".into()))]).to_bytes();
+    let txn = src.repo.begin_transaction().unwrap();
+    txn.write_commitmeta(&src.commit, &evil_meta).unwrap();
+    txn.commit().unwrap();
+    let evil = export_bytes(&src.repo, &src.commit);
+    assert_ne!(original, evil);
+    let stored = |repo: &ostree_repo::Repo| {
+        let name = ObjectName::new(src.commit, ObjectType::CommitMeta);
+        std::fs::read(repo.path().join("objects").join(repo.object_relpath(&name))).unwrap()
+    };
+    let import = |repo: &ostree_repo::Repo, data: &[u8], replace: bool| {
+        let txn = repo.begin_transaction().unwrap();
+        let mut o = ostree_tar::ImportOptions::default();
+        o.replace_detached_metadata = replace;
+        let s = ImportSession::with_options(&txn, o);
+        assert_eq!(s.import_commit_layer(data, None).unwrap(), src.commit);
+        s.finish().unwrap();
+        txn.commit().unwrap();
+    };
+    let repo = new_repo(d.path(), "dst", RepoMode::BareUser);
+    import(&repo, &original, false);
+    let first = stored(&repo);
+    assert_ne!(first, evil_meta);
+    import(&repo, &evil, false);
+    assert_eq!(
+        stored(&repo),
+        first,
+        "unverified import replaced detached metadata"
+    );
+    import(&repo, &evil, true);
+    assert_eq!(stored(&repo), evil_meta, "a verified import replaces it");
+    fsck_ok(repo.path());
+    // Without detached metadata in the repository, an unverified import stores its own.
+    let fresh = new_repo(d.path(), "fresh", RepoMode::BareUser);
+    import(&fresh, &evil, false);
+    assert_eq!(stored(&fresh), evil_meta);
+    fsck_ok(fresh.path());
+}
