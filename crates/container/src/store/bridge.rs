@@ -69,12 +69,28 @@ pub fn channel() -> (ChannelWriter, ChannelReader) {
     )
 }
 
+/// Why handing a layer to the importer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    /// The caller raised the interrupt flag. Its own type, never an `io::Error` of kind
+    /// `Interrupted`: readers take that for EINTR and retry.
+    #[error("cancelled")]
+    Cancelled,
+    /// Reading the decompressed layer failed.
+    #[error("reading the layer")]
+    Read(#[source] io::Error),
+}
+
 /// Copies `src` into the channel until EOF or until the importer hangs up (it failed or has
 /// read all it wants); returns whether the importer is still listening.
-pub fn pump(src: &mut dyn Read, tx: &ChannelWriter, interrupt: &AtomicBool) -> io::Result<bool> {
+pub fn pump(
+    src: &mut dyn Read,
+    tx: &ChannelWriter,
+    interrupt: &AtomicBool,
+) -> Result<bool, PumpError> {
     loop {
         if interrupt.load(Ordering::Relaxed) {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            return Err(PumpError::Cancelled);
         }
         let mut chunk = tx.recycled.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
         let mut len = 0;
@@ -87,7 +103,7 @@ pub fn pump(src: &mut dyn Read, tx: &ChannelWriter, interrupt: &AtomicBool) -> i
                 }
                 Ok(n) => len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(PumpError::Read(e)),
             }
         }
         if len > 0 && tx.tx.send((chunk, len)).is_err() {
@@ -96,5 +112,38 @@ pub fn pump(src: &mut dyn Read, tx: &ChannelWriter, interrupt: &AtomicBool) -> i
         if eof {
             return Ok(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_is_its_own_error_not_an_eintr() {
+        let (w, _r) = channel();
+        let flag = AtomicBool::new(true);
+        let mut src: &[u8] = b"data";
+        assert!(matches!(
+            pump(&mut src, &w, &flag),
+            Err(PumpError::Cancelled)
+        ));
+    }
+
+    #[test]
+    fn bytes_arrive_and_a_hangup_is_reported() {
+        let (w, mut r) = channel();
+        let flag = AtomicBool::new(false);
+        let data = vec![7u8; 3 * CHUNK + 5];
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map(|_| out)
+        });
+        assert!(pump(&mut &data[..], &w, &flag).unwrap());
+        drop(w);
+        assert_eq!(reader.join().unwrap().unwrap(), data);
+        let (w, r) = channel();
+        drop(r);
+        assert!(!pump(&mut &data[..], &w, &flag).unwrap());
     }
 }

@@ -81,6 +81,17 @@ struct Published {
     filtered: Vec<(String, BTreeMap<String, u32>)>,
 }
 
+/// Why the fetcher's consumer of one layer failed (the importer's own error is reported apart).
+#[derive(Debug, thiserror::Error)]
+enum ConsumerError {
+    #[error("the importer thread is gone")]
+    ImporterGone,
+    #[error("layer {0} was rejected by the importer")]
+    Rejected(usize),
+    #[error(transparent)]
+    Pump(#[from] bridge::PumpError),
+}
+
 /// Why the importer thread gave up.
 enum ImporterFailure {
     /// A layer was rejected (the first by manifest index).
@@ -182,7 +193,7 @@ pub(super) async fn run(
     let consumer = {
         let tx = tx.clone();
         let interrupt = Arc::clone(&interrupt);
-        move |req: usize, src: &mut dyn std::io::Read| -> Result<(), std::io::Error> {
+        move |req: usize, src: &mut dyn std::io::Read| -> Result<(), ConsumerError> {
             let index = manifest_index.get(req).copied().unwrap_or(req);
             let (w, reader) = bridge::channel();
             let (done_tx, done_rx) = mpsc::sync_channel(1);
@@ -191,14 +202,12 @@ pub(super) async fn run(
                 reader,
                 done: done_tx,
             }))
-            .map_err(|_| std::io::Error::other("importer is gone"))?;
+            .map_err(|_| ConsumerError::ImporterGone)?;
             let pumped = bridge::pump(src, &w, &interrupt);
             drop(w);
-            let imported = done_rx
-                .recv()
-                .map_err(|_| std::io::Error::other("importer thread failed"))?;
+            let imported = done_rx.recv().map_err(|_| ConsumerError::ImporterGone)?;
             pumped?;
-            imported.map_err(|()| std::io::Error::other(format!("layer {index} was rejected")))
+            imported.map_err(|()| ConsumerError::Rejected(index))
         }
     };
     let fetched = p.fetcher.fetch_layers(&requests, consumer).await;

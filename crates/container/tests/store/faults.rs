@@ -306,3 +306,40 @@ fn a_stalled_registry_times_out_and_the_retry_completes() {
     fsck(&repo);
     drop(registry);
 }
+
+/// A pull cancelled through its interrupt flag mid-way fails as Interrupted (never retried,
+/// whatever the retry budget: a cancel is not an EINTR), publishes no image ref, and keeps the
+/// layers already verified; the rerun completes.
+#[test]
+fn a_cancelled_pull_is_interrupted_not_retried_and_resumes() {
+    let d = scratch();
+    let registry = Registry::start(RegistryOptions::default()).unwrap();
+    let image = push(&registry, d.path(), "cancel/img:1", &layers().derived);
+    let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUser).unwrap();
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = Arc::clone(&flag);
+    let canceller = when_layers(repo.path().to_path_buf(), 3, move || {
+        f2.store(true, Ordering::Relaxed)
+    });
+    let counter = Arc::new(CountRetries::default());
+    let mut o = opts(5);
+    o.interrupt = Some(Arc::clone(&flag));
+    o.progress = Some(counter.clone());
+    let e = pull(&repo, &image, o).unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Interrupted, "{e:?}");
+    assert!(matches!(e, StoreError::Interrupted { .. }), "{e:?}");
+    assert_eq!(
+        counter.0.load(Ordering::Relaxed),
+        0,
+        "a cancel is not retried"
+    );
+    assert!(store::list_images(&repo).unwrap().is_empty());
+    let kept = blob_refs(repo.path());
+    assert!(kept >= 3, "{kept}");
+    fsck(&repo);
+    let out = pull(&repo, &image, opts(0)).unwrap();
+    assert!(out.layers_present >= kept, "{out:?}");
+    assert!(out.merge_commit.is_some());
+    fsck(&repo);
+}
