@@ -281,6 +281,9 @@ fn pull(a: PullArgs, interrupt: &Arc<AtomicBool>) -> Result<u8> {
             list.concat()
         );
     }
+    if let Some(w) = &outcome.deprecated_warning {
+        eprintln!("warning: {w}");
+    }
     println!("Wrote: {} => {merge}", a.imgref);
     Ok(0)
 }

@@ -293,7 +293,15 @@ pub struct PullOutcome {
     pub already_present: bool,
     /// How many times the pull was tried (1 without retries).
     pub attempts: u32,
+    /// Set when the image uses a format the reference has deprecated (v0 tar entries in its
+    /// ostree layers): it still imports, but should be re-encapsulated.
+    pub deprecated_warning: Option<String>,
 }
+
+/// The warning for images whose ostree layers use v0 tar entries.
+pub(crate) const LEGACY_TAR_WARNING: &str = "this image's ostree layers use the v0 tar format \
+    (xattrs as sysroot/ostree/repo/xattrs/ blobs), which ostree-ext no longer writes; it still \
+    imports, but re-encapsulate the image with a current encapsulate";
 
 fn repo_err(image: &str) -> impl Fn(ostree_repo::RepoError) -> StoreError + '_ {
     move |source| StoreError::Repo {
@@ -637,6 +645,7 @@ async fn pull_once(
                 filtered: Vec::new(),
                 already_present: true,
                 attempts: 1,
+                deprecated_warning: None,
             },
             Some(*state),
         )),
@@ -654,6 +663,7 @@ async fn pull_once(
                 filtered: Vec::new(),
                 already_present: true,
                 attempts: 1,
+                deprecated_warning: None,
             },
             None,
         )),

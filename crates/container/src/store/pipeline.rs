@@ -45,7 +45,9 @@ enum Msg {
 }
 
 enum LayerDone {
-    Ostree,
+    /// An ostree layer; `legacy` if it was imported in a session of its own that saw v0
+    /// entries (the pull's session reports its layers at its finish).
+    Ostree { legacy: bool },
     /// A derived layer's commit; `in_pull_txn` if it was written into the pull's transaction
     /// (its blob ref is then published with the image).
     Derived {
@@ -78,6 +80,8 @@ struct Work {
 /// What the importer published.
 struct Published {
     merge_commit: Option<Checksum>,
+    /// Some ostree layer used v0 tar entries.
+    legacy_format: bool,
     filtered: Vec<(String, BTreeMap<String, u32>)>,
 }
 
@@ -248,6 +252,9 @@ pub(super) async fn run(
         filtered: published.filtered,
         already_present: false,
         attempts: 1,
+        deprecated_warning: published
+            .legacy_format
+            .then(|| super::LEGACY_TAR_WARNING.to_string()),
     })
 }
 
@@ -330,14 +337,14 @@ impl LayerCtx<'_, '_, '_, '_> {
             LayerRole::Commit => (
                 self.session
                     .import_commit_layer(&mut reader, digest)
-                    .map(|_| LayerDone::Ostree),
+                    .map(|_| LayerDone::Ostree { legacy: false }),
                 None,
             ),
             // Signed images: nothing is published before the commit is verified.
             LayerRole::Chunk if self.work.verifier.is_some() || self.single_fetch => (
                 self.session
                     .import_chunk_layer(&mut reader, digest)
-                    .map(|_| LayerDone::Ostree),
+                    .map(|_| LayerDone::Ostree { legacy: false }),
                 None,
             ),
             LayerRole::Derived if self.single_fetch => (
@@ -406,8 +413,10 @@ impl LayerCtx<'_, '_, '_, '_> {
                 let o = ImportOptions::default();
                 let s = ImportSession::with_options(txn, o).with_interrupt(&self.work.interrupt);
                 s.import_chunk_layer(reader, Some(&layer.digest))?;
-                s.finish()?;
-                Ok(LayerDone::Ostree)
+                let o = s.finish()?;
+                Ok(LayerDone::Ostree {
+                    legacy: o.legacy_format,
+                })
             }
         }
     }
@@ -502,10 +511,14 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     results.sort_by_key(|(i, _)| *i);
     let mut derived: BTreeMap<usize, OciLayerOutcome> = BTreeMap::new();
     let mut ostree_fetched = false;
+    let mut legacy_format = false;
     let mut failure = None;
     for (index, r) in results {
         match r {
-            Ok(LayerDone::Ostree) => ostree_fetched = true,
+            Ok(LayerDone::Ostree { legacy }) => {
+                ostree_fetched = true;
+                legacy_format |= legacy;
+            }
             Ok(LayerDone::Derived {
                 outcome,
                 in_pull_txn,
@@ -543,6 +556,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     }
     if ostree_fetched {
         let outcome = session.finish().map_err(verify)?;
+        legacy_format |= outcome.legacy_format;
         if let (Some(imported), Some(label)) = (outcome.commit, base)
             && imported != label
         {
@@ -630,6 +644,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     tracing::debug!(elapsed = ?started.elapsed(), "image published");
     Ok(Published {
         merge_commit,
+        legacy_format,
         filtered,
     })
 }

@@ -132,7 +132,7 @@ pub async fn unencapsulate_async(
     Ok(Import {
         ostree_commit: commit,
         image_digest: out.manifest_digest,
-        deprecated_warning: None,
+        deprecated_warning: out.deprecated_warning,
         already_present: out.already_present,
         layers_fetched: out.layers_fetched,
     })

@@ -173,6 +173,9 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             self.read_entries(reader)
         };
         parsed?;
+        if self.legacy {
+            self.session.note_legacy();
+        }
         let at = self.at_layer();
         if let Some((c, _)) = &self.pending {
             return Err(invalid(

@@ -67,6 +67,10 @@ pub struct ImportOutcome {
     pub chunks: Vec<ChunkOutcome>,
     /// Whether the empty dirtree had to be written (the exporter omitted it, spec §6.2).
     pub synthesized_empty_dirtree: bool,
+    /// Some layer used the v0 entry format (`sysroot/ostree/repo/xattrs/` blobs with
+    /// `.file.xattrs` hardlinks, `./`-prefixed paths): still read, but no longer written by
+    /// the reference, whose readers may drop it; callers warn.
+    pub legacy_format: bool,
 }
 
 #[derive(Default)]
@@ -74,6 +78,8 @@ struct State {
     claimed_commit: Option<Checksum>,
     commit: Option<(Checksum, Option<String>)>,
     chunks: Vec<(ChunkOutcome, Vec<Checksum>)>,
+    /// Some layer used v0 entries.
+    legacy: bool,
 }
 
 /// Imports layers of one image into a transaction. `&ImportSession` is `Sync`: layers may be
@@ -191,6 +197,11 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
         }
     }
 
+    /// Records that a layer used v0 entries.
+    pub(super) fn note_legacy(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).legacy = true;
+    }
+
     /// Cross-layer checks: the commit is complete (writing the empty dirtree if that alone is
     /// missing) and every chunk object is reachable from it. Then queues the blob refs. Without
     /// a commit layer or `expected_commit` the chunks are plain object sets (no membership check).
@@ -280,6 +291,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
             commit: st.commit.map(|(c, _)| c),
             chunks: st.chunks.into_iter().map(|(c, _)| c).collect(),
             synthesized_empty_dirtree: synthesized,
+            legacy_format: st.legacy,
         })
     }
 }

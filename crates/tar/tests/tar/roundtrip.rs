@@ -158,8 +158,20 @@ fn to_v0(data: &[u8]) -> Vec<u8> {
 fn legacy_v0_stream_imports() {
     let base = scratch();
     let src = make_source(base.path(), "bare", TreeKind::Generated);
-    let v0 = to_v0(&export_bytes(&src.repo, &src.commit));
+    let v1 = export_bytes(&src.repo, &src.commit);
+    let v0 = to_v0(&v1);
     let dest = new_repo(base.path(), "d", RepoMode::Bare);
-    assert_eq!(import_commit_layer(&dest, &v0).unwrap(), src.commit);
+    // The outcome says which format was read, so that callers can warn about v0.
+    for (stream, legacy) in [(&v1, false), (&v0, true)] {
+        let txn = dest.begin_transaction().unwrap();
+        let s = ostree_tar::ImportSession::new(&txn);
+        assert_eq!(
+            s.import_commit_layer(&stream[..], None).unwrap(),
+            src.commit
+        );
+        let outcome = s.finish().unwrap();
+        assert_eq!(outcome.legacy_format, legacy);
+        txn.commit().unwrap();
+    }
     fsck_ok(dest.path());
 }
