@@ -5,6 +5,7 @@ pub mod encapsulate;
 pub mod fetch;
 pub mod imgref;
 pub mod policy;
+pub mod skopeo;
 pub mod store;
 pub mod unencapsulate;
 

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -211,14 +210,11 @@ pub fn skopeo_push(
     opts: &PushOptions,
 ) -> Result<String, EncapsulateError> {
     let digestfile = layout.join(".digest");
-    let mut cmd = match &opts.skopeo {
-        Some(s) => {
-            let mut c = Command::new(&s.program);
-            c.args(&s.args);
-            c
-        }
-        None => Command::new("skopeo"),
-    };
+    let mut cmd = opts
+        .skopeo
+        .clone()
+        .unwrap_or_else(|| SkopeoCommand::new("skopeo"))
+        .command();
     cmd.args(["copy", "--quiet", "--digestfile"])
         .arg(&digestfile);
     if let Some(a) = &opts.authfile {
@@ -251,26 +247,8 @@ pub fn skopeo_push(
     Ok(digest.trim().to_string())
 }
 
-/// The ostree auth file lookup of container-image-format §12 (used when no `--authfile`).
+/// The ostree auth file lookup of container-image-format §12 (used when no `--authfile`): the
+/// same as pulls use ([`crate::skopeo::find_default_authfile`]).
 pub fn default_authfile() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = if rustix::process::geteuid().is_root() {
-        [
-            "/run/ostree/auth.json",
-            "/etc/ostree/auth.json",
-            "/usr/lib/ostree/auth.json",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect()
-    } else {
-        let mut v = Vec::new();
-        if let Some(r) = std::env::var_os("XDG_RUNTIME_DIR") {
-            v.push(PathBuf::from(r).join("ostree/auth.json"));
-        }
-        if let Some(h) = std::env::var_os("HOME") {
-            v.push(PathBuf::from(h).join(".config/ostree/auth.json"));
-        }
-        v
-    };
-    candidates.into_iter().find(|p| p.exists())
+    crate::skopeo::find_default_authfile()
 }
