@@ -151,3 +151,30 @@ summarize_vs() {
       }
     }'
 }
+
+# source_tree PREFIX FILES BYTES: sets TREE to the benchmark tree and TREE_DESC to a description.
+# With SOURCE=<dir> (e.g. a copy of the host's /usr) that directory is used as is; otherwise an
+# OS-like tree of FILES files / BYTES bytes is generated once under $BENCH_DIR/PREFIX-FILES-BYTES.
+# FIXKEY names the fixtures made from it (so that a SOURCE and a generated tree never share them).
+source_tree() {
+  local prefix=$1 files=$2 bytes=$3
+  if [ -n "${SOURCE:-}" ]; then
+    TREE=$(cd "$SOURCE" && pwd)
+    FIXKEY="src-$(echo "$TREE" | tr / _)"
+    local stamp="$BENCH_DIR/$FIXKEY.stats"
+    [ -f "$stamp" ] || echo "$(find "$TREE" -type f | wc -l) files, $(find "$TREE" | wc -l) entries, $(du -sb "$TREE" | cut -f1) bytes" >"$stamp"
+    TREE_DESC="SOURCE=$TREE: $(cat "$stamp")"
+  else
+    TREE="$BENCH_DIR/$prefix-tree-$files-$bytes"
+    FIXKEY="$files-$bytes"
+    if [ ! -f "$TREE.done" ]; then
+      rm -rf "$TREE"
+      "$GEN" bench "$TREE" "$files" "$bytes"
+      touch "$TREE.done"
+    fi
+    TREE_DESC="generated $TREE ($files files, $bytes bytes)"
+  fi
+}
+
+# tree_stream DIR: the tree as one tar stream on stdout (for the physical baselines).
+tree_stream() { tar -C "$1" -cf - --numeric-owner . ; }

@@ -62,6 +62,8 @@ pub struct ExportPlan<'r> {
     walk: Vec<WalkItem>,
     paths: BTreeMap<Checksum, Vec<String>>,
     has_var_tmp: bool,
+    /// The dirtree of the skipped top-level `sysroot`, if the commit has one.
+    sysroot_tree: Option<Checksum>,
     options: ExportOptions,
 }
 
@@ -129,6 +131,7 @@ impl<'r> ExportPlan<'r> {
             walk: Vec::new(),
             paths: BTreeMap::new(),
             has_var_tmp: false,
+            sysroot_tree: None,
             options,
         };
         let mut seen_meta = HashSet::new();
@@ -190,6 +193,7 @@ impl<'r> ExportPlan<'r> {
                 self.walk.push(WalkItem::DirMeta(d.meta));
             }
             if top.prefix.is_empty() && d.name == "sysroot" {
+                self.sysroot_tree = Some(d.tree);
                 continue;
             }
             let path = format!("{}{}", top.prefix, d.name);
@@ -210,6 +214,20 @@ impl<'r> ExportPlan<'r> {
     /// Every content object of the commit (outside `sysroot`), sorted.
     pub fn content_objects(&self) -> impl Iterator<Item = &Checksum> {
         self.paths.keys()
+    }
+
+    /// Every dirmeta of the walk (the root's included): with the content objects, what a
+    /// completeness check must find besides the dirtrees the walk itself loaded.
+    pub fn dirmetas(&self) -> impl Iterator<Item = &Checksum> {
+        std::iter::once(&self.root_meta_csum).chain(self.walk.iter().filter_map(|i| match i {
+            WalkItem::DirMeta(c) => Some(c),
+            _ => None,
+        }))
+    }
+
+    /// The dirtree of the top-level `sysroot` the export skips (not walked).
+    pub fn sysroot_tree(&self) -> Option<Checksum> {
+        self.sysroot_tree
     }
 
     /// The commit paths of a content object.

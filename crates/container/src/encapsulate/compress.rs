@@ -179,10 +179,11 @@ fn compress_loop(
     let mut done = 0u64;
     match compression {
         Compression::Gzip { level } => {
-            // Several blocks at once so that even a single layer uses every core; the output
-            // does not depend on the batch size.
-            let batch = rayon::current_num_threads().max(2);
-            let mut enc = super::pargz::ParGzWriter::new(out, level, batch);
+            // Blocks in flight on the pool so that even a single layer uses every core (two per
+            // thread keep every core busy while one finishes); the output does not depend on
+            // the window.
+            let window = 2 * rayon::current_num_threads().max(1) + 2;
+            let mut enc = super::pargz::ParGzWriter::new(out, level, window);
             for chunk in rx {
                 enc.write_all(&chunk)?;
                 done += chunk.len() as u64;

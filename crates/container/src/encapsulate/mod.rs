@@ -167,14 +167,6 @@ fn prepare<'r>(
             source: Box::new(ostree_repo::RepoError::ObjectNotFound(commit_name)),
         });
     }
-    let missing = repo.find_missing(&commit).map_err(EncapsulateError::repo)?;
-    if let Some(first) = missing.first() {
-        return Err(EncapsulateError::IncompleteCommit {
-            commit: commit.to_hex(),
-            missing: missing.len(),
-            first: format!("{}.{}", first.checksum, first.object_type.extension()),
-        });
-    }
     let c = repo.load_commit(&commit).map_err(EncapsulateError::repo)?;
     let cm_src = options
         .contentmeta
@@ -196,8 +188,12 @@ fn prepare<'r>(
             contentmeta_labels: contentmeta.as_ref().map(|m| &m.labels),
         },
     )?;
-    let plan = ExportPlan::new(repo, commit).map_err(tar_err(0))?;
-    let objects = object_infos(repo, &plan)?;
+    // One walk: the plan loads every dirtree, and reading every content object's size in
+    // parallel proves the rest present; only a failure pays for the full completeness walk that
+    // names what is missing.
+    let plan =
+        ExportPlan::new(repo, commit).map_err(|e| incomplete_or(repo, &commit, tar_err(0)(e)))?;
+    let objects = object_infos(repo, &plan).map_err(|e| incomplete_or(repo, &commit, e))?;
     let chunks = match &contentmeta {
         Some(cm) => {
             let weighted: Vec<(Checksum, u64)> = objects
@@ -250,8 +246,52 @@ fn prepare<'r>(
     })
 }
 
-/// Every content object with its first path and payload size (read in parallel).
+/// [`ErrorKind::IncompleteCommit`] naming the first missing object if `commit` is incomplete,
+/// else `err` (the walk runs only after something already failed).
+fn incomplete_or(repo: &Repo, commit: &Checksum, err: EncapsulateError) -> EncapsulateError {
+    match repo.find_missing(commit) {
+        Ok(missing) => incomplete(commit, &missing).unwrap_or(err),
+        Err(_) => err,
+    }
+}
+
+/// The refusal for `missing` objects of `commit`, if there are any.
+fn incomplete(commit: &Checksum, missing: &[ObjectName]) -> Option<EncapsulateError> {
+    missing
+        .first()
+        .map(|first| EncapsulateError::IncompleteCommit {
+            commit: commit.to_hex(),
+            missing: missing.len(),
+            first: format!("{}.{}", first.checksum, first.object_type.extension()),
+        })
+}
+
+/// Every content object with its first path and payload size (read in parallel); also proves
+/// the plan's dirmetas and the skipped `sysroot` subtree present, so that together with the
+/// plan's own walk the commit is known complete.
 fn object_infos(repo: &Repo, plan: &ExportPlan<'_>) -> Result<Vec<ObjectInfo>, EncapsulateError> {
+    if let Some(tree) = plan.sysroot_tree() {
+        // Usually the empty dirtree; anything else gets the full walk.
+        let dt = repo.load_dirtree(&tree).map_err(EncapsulateError::repo)?;
+        if !dt.files.is_empty() || !dt.dirs.is_empty() {
+            let missing = repo
+                .find_missing(&plan.commit())
+                .map_err(EncapsulateError::repo)?;
+            if let Some(e) = incomplete(&plan.commit(), &missing) {
+                return Err(e);
+            }
+        }
+    }
+    let metas: Vec<Checksum> = plan.dirmetas().copied().collect();
+    metas.into_par_iter().try_for_each(|m| {
+        let name = ObjectName::new(m, ObjectType::DirMeta);
+        match repo.has_object(&name).map_err(EncapsulateError::repo)? {
+            true => Ok(()),
+            false => Err(EncapsulateError::repo(
+                ostree_repo::RepoError::ObjectNotFound(name),
+            )),
+        }
+    })?;
     let list: Vec<(Checksum, String)> = plan
         .content_objects()
         .map(|c| {

@@ -7,41 +7,51 @@
 //! gzip member. The output depends only on the input and the level — block size and
 //! dictionaries are fixed — never on the number of threads, so images stay reproducible.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
-use rayon::prelude::*;
 
 /// Bytes per independently compressed block.
 pub const BLOCK: usize = 1 << 20;
 /// Dictionary carried from one block to the next (deflate's window).
 const DICT: usize = 32 * 1024;
 
-/// A gzip writer that compresses batches of blocks in parallel.
+/// A compressed block on its way back: the raw deflate piece and the CRC of its input.
+type Piece = io::Result<(Vec<u8>, crc32fast::Hasher)>;
+
+/// A gzip writer that keeps up to `window` blocks compressing on the rayon pool while the
+/// caller fills the next one; pieces are written in input order as they complete.
+///
+/// A continuous pipeline rather than batches: with batches, the caller waited for the slowest
+/// block of each batch and the cores idled while the next batch was being filled.
 pub struct ParGzWriter<W: Write> {
     out: W,
     level: u32,
     cur: Vec<u8>,
-    pending: Vec<Vec<u8>>,
-    prev_tail: Vec<u8>,
+    /// The previous full block (its tail is the next block's dictionary).
+    prev: Option<Arc<Vec<u8>>>,
+    inflight: VecDeque<Receiver<Piece>>,
     crc: crc32fast::Hasher,
     total: u64,
-    batch: usize,
+    window: usize,
     header_written: bool,
 }
 
 impl<W: Write> ParGzWriter<W> {
-    /// Compresses into `out` at `level` (0–9), `batch` blocks at a time.
-    pub fn new(out: W, level: u32, batch: usize) -> Self {
+    /// Compresses into `out` at `level` (0–9), at most `window` blocks in flight.
+    pub fn new(out: W, level: u32, window: usize) -> Self {
         ParGzWriter {
             out,
             level: level.min(9),
             cur: Vec::with_capacity(BLOCK),
-            pending: Vec::new(),
-            prev_tail: Vec::new(),
+            prev: None,
+            inflight: VecDeque::new(),
             crc: crc32fast::Hasher::new(),
             total: 0,
-            batch: batch.max(1),
+            window: window.max(1),
             header_written: false,
         }
     }
@@ -56,40 +66,74 @@ impl<W: Write> ParGzWriter<W> {
         [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
     }
 
-    fn flush_batch(&mut self, last: bool) -> io::Result<()> {
+    fn write_piece(&mut self, piece: Piece) -> io::Result<()> {
         if !self.header_written {
             let h = self.header();
             self.out.write_all(&h)?;
             self.header_written = true;
         }
-        let blocks = std::mem::take(&mut self.pending);
-        let n = blocks.len();
-        let level = self.level;
-        let prev_tail = std::mem::take(&mut self.prev_tail);
-        let pieces: Vec<io::Result<Vec<u8>>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let dict: &[u8] = if i == 0 {
-                    &prev_tail
-                } else {
-                    tail(&blocks[i - 1])
-                };
-                deflate_block(&blocks[i], dict, level, last && i + 1 == n)
-            })
-            .collect();
-        for (block, piece) in blocks.iter().zip(pieces) {
-            self.crc.update(block);
-            self.out.write_all(&piece?)?;
+        let (bytes, crc) = piece?;
+        self.crc.combine(&crc);
+        self.out.write_all(&bytes)
+    }
+
+    /// Waits for the oldest block in flight and writes it.
+    fn drain_one(&mut self) -> io::Result<()> {
+        if let Some(rx) = self.inflight.pop_front() {
+            let piece = rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("deflate worker stopped")));
+            self.write_piece(piece)?;
         }
-        self.prev_tail = blocks.last().map(|b| tail(b).to_vec()).unwrap_or(prev_tail);
+        Ok(())
+    }
+
+    /// Starts compressing `block` (not the last one).
+    fn submit(&mut self, block: Vec<u8>) -> io::Result<()> {
+        let block = Arc::new(block);
+        let dict = self.prev.replace(Arc::clone(&block));
+        let level = self.level;
+        let job = move || -> Piece {
+            let dict = dict.as_deref().map(|d| tail(d)).unwrap_or_default();
+            let piece = deflate_block(&block, dict, level, false)?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&block);
+            Ok((piece, crc))
+        };
+        // On a pool thread already (a caller inside rayon), blocking on a pool job could starve
+        // the pool: compress inline then.
+        if rayon::current_thread_index().is_some() {
+            let piece = job();
+            return self.write_piece(piece);
+        }
+        let (tx, rx) = sync_channel(1);
+        rayon::spawn(move || {
+            // The receiver is gone only if the writer was dropped mid-stream.
+            let _ = tx.send(job());
+        });
+        self.inflight.push_back(rx);
+        while self.inflight.len() >= self.window {
+            self.drain_one()?;
+        }
         Ok(())
     }
 
     /// Writes the remaining blocks and the trailer; returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let cur = std::mem::take(&mut self.cur);
-        self.pending.push(cur);
-        self.flush_batch(true)?;
+        while !self.inflight.is_empty() {
+            self.drain_one()?;
+        }
+        let last = std::mem::take(&mut self.cur);
+        let dict = self.prev.take();
+        let piece = deflate_block(
+            &last,
+            dict.as_deref().map(|d| tail(d)).unwrap_or_default(),
+            self.level,
+            true,
+        )?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&last);
+        self.write_piece(Ok((piece, crc)))?;
         let crc = self.crc.clone().finalize();
         self.out.write_all(&crc.to_le_bytes())?;
         self.out.write_all(&(self.total as u32).to_le_bytes())?;
@@ -140,10 +184,7 @@ impl<W: Write> Write for ParGzWriter<W> {
         self.total += n as u64;
         if self.cur.len() == BLOCK {
             let full = std::mem::replace(&mut self.cur, Vec::with_capacity(BLOCK));
-            self.pending.push(full);
-            if self.pending.len() >= self.batch {
-                self.flush_batch(false)?;
-            }
+            self.submit(full)?;
         }
         Ok(n)
     }
@@ -196,7 +237,7 @@ mod tests {
                     .read_to_end(&mut back)
                     .unwrap();
                 assert_eq!(back, data, "n={n} level={level}");
-                // Batch size (parallelism) does not change the bytes.
+                // The window (parallelism) does not change the bytes.
                 assert_eq!(compress(&data, level, 7), a, "n={n} level={level}");
             }
         }
