@@ -13,22 +13,37 @@
 #   last minute when allocating, so importing right after deleting the previous run's 30,000-file
 #   repository costs seconds of system time for any tool; SETTLE=65 waits that long after each
 #   deletion so that neither tool pays it).
+#   SOURCE=<dir>: commit that directory (e.g. a copy of the host's /usr) instead of a generated
+#   tree. OC_BEFORE=<binary>: also imports with that (older) ostree-container, as "before-…".
+#   PEER_IMAGE=<oci dir>: an image of the same commit made by ostree-ext's encapsulate, imported
+#   as image "peer-1-gzip" (add it to IMAGES). Archive variants also time libostree's own
+#   archive writes, `ostree pull-local` from a bare-user copy of the commit ("ostree-pull-local-…").
+#   Baselines per image: decompress (gzip -dc / zstd -dc, and `pigz -dc` for gzip), decompress
+#   + sha256sum, decompress + tar -x.
 source "$(dirname "$0")/lib.sh"
 WITH_EXT=0
 if [ "${1:-}" = "--with-ostree-ext" ]; then WITH_EXT=1; shift; fi
 ROUNDS=${1:-3}
 FILES=${FILES:-30000}
 BYTES=${BYTES:-536870912}
-need_packages ostree time zstd gzip tar python3 e2fsprogs
+need_packages ostree time zstd gzip pigz tar python3 e2fsprogs
 build_release
 [ "$WITH_EXT" = 1 ] && build_ostree_ext
 
-FIX="$BENCH_DIR/unencap-$FILES-$BYTES"
+if [ -n "${SOURCE:-}" ]; then
+  source_tree unencap "$FILES" "$BYTES"
+  FIX="$BENCH_DIR/unencap-$FIXKEY"
+else
+  FIX="$BENCH_DIR/unencap-$FILES-$BYTES"
+fi
 if [ ! -f "$FIX/done" ]; then
   rm -rf "$FIX" && mkdir -p "$FIX"
-  "$GEN" bench "$FIX/tree" "$FILES" "$BYTES"
+  if [ -z "${SOURCE:-}" ]; then
+    "$GEN" bench "$FIX/tree" "$FILES" "$BYTES"
+    TREE="$FIX/tree"
+  fi
   "$OC" repo init --repo "$FIX/src" --mode bare-user
-  "$OC" repo commit --quiet --repo "$FIX/src" -b bench --timestamp 2020-01-01T00:00:00Z --tree=dir="$FIX/tree" >/dev/null
+  "$OC" repo commit --quiet --repo "$FIX/src" -b bench --timestamp 2020-01-01T00:00:00Z --tree=dir="$TREE" >/dev/null
   for layers in 1 32; do
     for comp in gzip zstd; do
       "$OC" encapsulate --quiet --repo "$FIX/src" --max-layers "$layers" --compression "$comp" bench "oci:$FIX/img-$layers-$comp:latest" >/dev/null
@@ -49,7 +64,10 @@ for l in man["layers"]:
     print(os.path.join(d, "blobs/sha256", l["digest"].split(":")[1]))
 PY
 }
-echo "fixture: $FIX ($FILES files, $BYTES bytes), commit $COMMIT, $ROUNDS rounds, $(nproc) cores"
+if [ -n "${PEER_IMAGE:-}" ] && [ ! -e "$FIX/img-peer-1-gzip" ]; then
+  cp -r "$PEER_IMAGE" "$FIX/img-peer-1-gzip"
+fi
+echo "fixture: $FIX (${TREE_DESC:-$FILES files, $BYTES bytes}), commit $COMMIT, $ROUNDS rounds, $(nproc) cores"
 for r in $(seq 1 "$ROUNDS"); do
   for img in ${IMAGES:-1-gzip 32-gzip 1-zstd 32-zstd}; do
     dir="$FIX/img-$img"
@@ -57,6 +75,7 @@ for r in $(seq 1 "$ROUNDS"); do
     # Physical baselines over the same blobs, one core, as a shell pipeline would do it.
     list=$(blobs "$dir" | tr '\n' ' ')
     measure "base-decompress-$img" bash -c "for b in $list; do $dec \"\$b\" >/dev/null; done"
+    [ "${img#*-}" = gzip ] && measure "base-pigz-dc-$img" bash -c "for b in $list; do pigz -dc \"\$b\" >/dev/null; done"
     measure "base-decomp+sha256-$img" bash -c "for b in $list; do $dec \"\$b\" | sha256sum >/dev/null; done"
     rm -rf "$BENCH_DIR/x" && mkdir -p "$BENCH_DIR/x"
     measure "base-decomp+tar-x-$img" bash -c "for b in $list; do $dec \"\$b\" | tar -x -C $BENCH_DIR/x; done"
@@ -85,6 +104,20 @@ for r in $(seq 1 "$ROUNDS"); do
       measure "ours-$img-$variant" "$OC" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       got=$("$OC" repo rev-parse --repo "$repo" "$COMMIT")
       [ "$got" = "$COMMIT" ] || { echo "import mismatch" >&2; exit 1; }
+      if [ "$mode" = archive ] && [ "$r" = 1 ]; then
+        # readable by libostree: fsck and a checkout of the commit
+        ostree fsck --repo="$repo" -q >/dev/null 2>&1 || { echo "ostree fsck failed on $img $variant" >&2; exit 1; }
+        rm -rf "$BENCH_DIR/co" && ostree checkout --repo="$repo" -U "$COMMIT" "$BENCH_DIR/co" && rm -rf "$BENCH_DIR/co"
+        echo "ok: ostree fsck + checkout of the archive import ($img $variant)" >&2
+      fi
+      if [ -n "${OC_BEFORE:-}" ]; then
+        rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode" && sync && sleep "${SETTLE:-0}"
+        measure "before-$img-$variant" "$OC_BEFORE" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
+      fi
+      if [ "$mode" = archive ]; then
+        rm -rf "$repo" && ostree init --repo "$repo" --mode archive && sync && sleep "${SETTLE:-0}"
+        measure "ostree-pull-local-$img-$variant" ostree pull-local --repo="$repo" "$FIX/src" "$COMMIT"
+      fi
       # ostree-ext 0.15.3 cannot import into archive repositories with libostree 2022.7
       # ("Cannot currently use ostree_repo_write_regfile() on an archive mode repository").
       if [ "$WITH_EXT" = 1 ] && [ "$mode" = bare-user ] && [ "$variant" = "${variant%-tmpfs}" ]; then

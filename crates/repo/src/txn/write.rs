@@ -284,7 +284,22 @@ impl Transaction<'_> {
         let (file, mode_set) = self.new_object_file(meta)?;
         let mut hasher = ContentHasher::new(meta, None);
         let staging = &self.staging.path;
-        let copied = if mode == RepoMode::Archive {
+        let level = self.repo.config.zlib_level;
+        let copied = if mode == RepoMode::Archive && super::deflate::applies(level, size) {
+            let header = length_prefixed(&archive_header(size, meta, None));
+            super::deflate::compress_whole(
+                level,
+                size,
+                |c| body.copy_hashing(&mut hasher, c).map(drop),
+                |z| {
+                    let mut w = BufWriter::with_capacity(128 * 1024, &file);
+                    w.write_all(&header)?;
+                    w.write_all(z)?;
+                    w.flush()
+                },
+            )
+            .io("write object in", staging)?
+        } else if mode == RepoMode::Archive {
             let mut w = BufWriter::with_capacity(128 * 1024, &file);
             w.write_all(&length_prefixed(&archive_header(size, meta, None)))
                 .io("write", staging)?;
