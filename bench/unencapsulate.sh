@@ -14,7 +14,8 @@
 #   repository costs seconds of system time for any tool; SETTLE=65 waits that long after each
 #   deletion so that neither tool pays it).
 #   SOURCE=<dir>: commit that directory (e.g. a copy of the host's /usr) instead of a generated
-#   tree. OC_BEFORE=<binary>: also imports with that (older) ostree-container, as "before-…".
+#   tree. OC_BEFORE=<binary>: also imports with that (older) ostree-container, as "before-…"
+#   (only into the modes in BEFORE_MODES when that is set).
 #   PEER_IMAGE=<oci dir>: an image of the same commit made by ostree-ext's encapsulate, imported
 #   as image "peer-1-gzip" (add it to IMAGES). Archive variants also time libostree's own
 #   archive writes, `ostree pull-local` from a bare-user copy of the commit ("ostree-pull-local-…").
@@ -66,16 +67,24 @@ PY
 }
 if [ -n "${PEER_IMAGE:-}" ] && [ ! -e "$FIX/img-peer-1-gzip" ]; then
   cp -r "$PEER_IMAGE" "$FIX/img-peer-1-gzip"
+  # ostree-ext writes no tag when the destination has none: tag it "latest".
+  python3 - "$FIX/img-peer-1-gzip/index.json" <<'PY2'
+import json, sys
+p = sys.argv[1]
+idx = json.load(open(p))
+idx["manifests"][0].setdefault("annotations", {})["org.opencontainers.image.ref.name"] = "latest"
+json.dump(idx, open(p, "w"))
+PY2
 fi
 echo "fixture: $FIX (${TREE_DESC:-$FILES files, $BYTES bytes}), commit $COMMIT, $ROUNDS rounds, $(nproc) cores"
 for r in $(seq 1 "$ROUNDS"); do
   for img in ${IMAGES:-1-gzip 32-gzip 1-zstd 32-zstd}; do
     dir="$FIX/img-$img"
-    dec=$([ "${img#*-}" = gzip ] && echo "gzip -dc" || echo "zstd -dcq")
+    dec=$([ "${img##*-}" = gzip ] && echo "gzip -dc" || echo "zstd -dcq")
     # Physical baselines over the same blobs, one core, as a shell pipeline would do it.
     list=$(blobs "$dir" | tr '\n' ' ')
     measure "base-decompress-$img" bash -c "for b in $list; do $dec \"\$b\" >/dev/null; done"
-    [ "${img#*-}" = gzip ] && measure "base-pigz-dc-$img" bash -c "for b in $list; do pigz -dc \"\$b\" >/dev/null; done"
+    [ "${img##*-}" = gzip ] && measure "base-pigz-dc-$img" bash -c "for b in $list; do pigz -dc \"\$b\" >/dev/null; done"
     measure "base-decomp+sha256-$img" bash -c "for b in $list; do $dec \"\$b\" | sha256sum >/dev/null; done"
     rm -rf "$BENCH_DIR/x" && mkdir -p "$BENCH_DIR/x"
     measure "base-decomp+tar-x-$img" bash -c "for b in $list; do $dec \"\$b\" | tar -x -C $BENCH_DIR/x; done"
@@ -110,7 +119,7 @@ for r in $(seq 1 "$ROUNDS"); do
         rm -rf "$BENCH_DIR/co" && ostree checkout --repo="$repo" -U "$COMMIT" "$BENCH_DIR/co" && rm -rf "$BENCH_DIR/co"
         echo "ok: ostree fsck + checkout of the archive import ($img $variant)" >&2
       fi
-      if [ -n "${OC_BEFORE:-}" ]; then
+      if [ -n "${OC_BEFORE:-}" ] && [[ " ${BEFORE_MODES:-$mode} " == *" $mode "* ]]; then
         rm -rf "$repo" && "$OC" repo init --repo "$repo" --mode "$mode" && sync && sleep "${SETTLE:-0}"
         measure "before-$img-$variant" "$OC_BEFORE" unencapsulate --quiet --repo "$repo" "ostree-unverified-image:oci:$dir:latest"
       fi
