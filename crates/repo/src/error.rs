@@ -159,6 +159,9 @@ pub enum RepoError {
     /// A caller's input is unusable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Coarse classes of [`RepoError`].
@@ -179,6 +182,8 @@ pub enum ErrorKind {
     Locked,
     /// Interrupted by the caller.
     Interrupted,
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    Internal,
     /// Bad arguments.
     Usage,
 }
@@ -208,6 +213,7 @@ impl RepoError {
             RepoError::LockTimeout { .. } | RepoError::RefChanged { .. } => ErrorKind::Locked,
             RepoError::NoSpace { .. } => ErrorKind::NoSpace,
             RepoError::Interrupted => ErrorKind::Interrupted,
+            RepoError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

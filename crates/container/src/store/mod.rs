@@ -708,7 +708,7 @@ where
         std::thread::scope(|s| {
             s.spawn(|| build().map(|rt| rt.block_on(fut)))
                 .join()
-                .map_err(|_| StoreError::Runtime(std::io::Error::other("pull thread panicked")))?
+                .map_err(|_| StoreError::Internal("pull thread panicked".into()))?
         })
     } else {
         Ok(build()?.block_on(fut))

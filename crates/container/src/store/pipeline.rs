@@ -219,7 +219,7 @@ pub(super) async fn run(
     drop(tx);
     let published = worker
         .await
-        .map_err(|_| StoreError::Runtime(std::io::Error::other("importer thread panicked")))?;
+        .map_err(|_| StoreError::Internal("importer thread panicked".into()))?;
     if interrupt.load(Ordering::Relaxed) {
         return Err(StoreError::Interrupted { image });
     }
@@ -236,9 +236,9 @@ pub(super) async fn run(
         }
         (Ok(_), Err(ImporterFailure::Other(e))) => return Err(e),
         (Ok(_), Err(ImporterFailure::FetchFailed)) => {
-            return Err(StoreError::Runtime(std::io::Error::other(
-                "internal: importer saw a failed fetch that succeeded",
-            )));
+            return Err(StoreError::Internal(
+                "importer saw a failed fetch that succeeded".into(),
+            ));
         }
     };
     p.fetcher.finish().await?;
@@ -323,9 +323,7 @@ impl LayerCtx<'_, '_, '_, '_> {
         } = job;
         let Some(layer) = self.work.layers.get(index) else {
             let _ = done.send(Err(()));
-            return Err(TarError::InvalidArgument(format!(
-                "internal: no layer {index}"
-            )));
+            return Err(TarError::Internal(format!("no layer {index}")));
         };
         let digest = Some(layer.digest.as_str());
         let repo_err = |source| TarError::Repo {
@@ -603,10 +601,10 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             (Some(c), _) => *c,
             (None, Some(o)) => o.commit,
             (None, None) => {
-                return Err(other(StoreError::Runtime(std::io::Error::other(format!(
-                    "internal: derived layer {} was neither present nor imported",
+                return Err(other(StoreError::Internal(format!(
+                    "derived layer {} was neither present nor imported",
                     l.digest
-                )))));
+                ))));
             }
         };
         // From the layer commit, so that a layer imported by an earlier (interrupted) pull is
