@@ -159,6 +159,9 @@ pub enum RepoError {
     /// A caller's input is unusable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Labelling (SELinux) what is written failed.
+    #[error(transparent)]
+    Label(#[from] crate::label::LabelError),
 }
 
 /// Coarse classes of [`RepoError`].
@@ -194,7 +197,8 @@ impl RepoError {
             RepoError::InvalidObject { .. }
             | RepoError::Format { .. }
             | RepoError::ChecksumMismatch { .. }
-            | RepoError::SizeMismatch { .. } => ErrorKind::Corrupt,
+            | RepoError::SizeMismatch { .. }
+            | RepoError::Label(_) => ErrorKind::Corrupt,
             RepoError::ObjectNotFound(_) | RepoError::RevNotFound(_) => ErrorKind::NotFound,
             RepoError::NotARepo { .. } | RepoError::AlreadyExists(_) => ErrorKind::Usage,
             RepoError::AmbiguousRev(_)
