@@ -18,9 +18,14 @@ pub fn parse_config(text: &str) -> SelinuxConfig {
     let mut c = SelinuxConfig::default();
     for line in text.split('\n') {
         if let Some(v) = line.strip_prefix("SELINUXTYPE=") {
-            c.policy_type = Some(v.trim_matches(|ch: char| ch.is_ascii_whitespace() || ch == '\x0b').to_string());
+            c.policy_type = Some(
+                v.trim_matches(|ch: char| ch.is_ascii_whitespace() || ch == '\x0b')
+                    .to_string(),
+            );
         } else if let Some(v) = line.strip_prefix("SELINUX=") {
-            let starts = |p: &str| v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+            let starts = |p: &str| {
+                v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            };
             c.enabled = starts("enforcing") || starts("permissive");
         }
     }

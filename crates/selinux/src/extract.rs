@@ -31,7 +31,11 @@ impl ObjectSource for Transaction<'_> {
 }
 
 /// Writes content object `c` at `dest` (regular file or symlink).
-pub(crate) fn write_file(src: &dyn ObjectSource, c: &Checksum, dest: &Path) -> Result<(), SelinuxError> {
+pub(crate) fn write_file(
+    src: &dyn ObjectSource,
+    c: &Checksum,
+    dest: &Path,
+) -> Result<(), SelinuxError> {
     let obj = src.content(c)?;
     if let Some(t) = &obj.symlink_target {
         return std::os::unix::fs::symlink(t, dest).map_err(io("creating symlink", dest));
@@ -54,7 +58,10 @@ pub(crate) fn write_dir(
     depth: usize,
 ) -> Result<(), SelinuxError> {
     if depth > ostree_repo::format::MAX_RECURSION {
-        return Err(SelinuxError::BadTree(format!("{} nested too deep", dest.display())));
+        return Err(SelinuxError::BadTree(format!(
+            "{} nested too deep",
+            dest.display()
+        )));
     }
     let entries = tree.entries(src)?.clone();
     for (name, e) in entries {

@@ -50,8 +50,8 @@ impl Handle {
 
     /// `selabel_lookup_raw(path, mode)`.
     pub(crate) fn lookup(&self, path: &str, mode: u32) -> Result<Lookup, selinux::errors::Error> {
-        let key = CString::new(path)
-            .map_err(|_| selinux::errors::Error::PathIsInvalid(path.into()))?;
+        let key =
+            CString::new(path).map_err(|_| selinux::errors::Error::PathIsInvalid(path.into()))?;
         let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match g.0.look_up(&key, mode as std::ffi::c_int) {
             Ok(ctx) => Ok(Lookup::Label(ctx.as_bytes().to_vec())),

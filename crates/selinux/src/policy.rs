@@ -39,7 +39,10 @@ impl std::fmt::Display for PolicyId {
 }
 
 /// The [`PolicyId`] of `tree`'s policy directory; `None` when it has none.
-pub fn policy_id(src: &dyn ObjectSource, tree: &mut MutableTree) -> Result<Option<PolicyId>, SelinuxError> {
+pub fn policy_id(
+    src: &dyn ObjectSource,
+    tree: &mut MutableTree,
+) -> Result<Option<PolicyId>, SelinuxError> {
     let Some(MtreeEntry::Dir(mut d)) = find(src, tree, POLICY_DIR)? else {
         return Ok(None);
     };
@@ -56,7 +59,9 @@ fn hash_dir(
     depth: usize,
 ) -> Result<(), SelinuxError> {
     if depth > ostree_repo::format::MAX_RECURSION {
-        return Err(SelinuxError::BadTree("policy directory nested too deep".into()));
+        return Err(SelinuxError::BadTree(
+            "policy directory nested too deep".into(),
+        ));
     }
     if let (Some(t), Some(m)) = (tree.stored_tree(), tree.stored_meta()) {
         h.update(format!("{prefix}/\0T{t}{m}\0").as_bytes());
@@ -154,7 +159,10 @@ impl SePolicy {
 
     /// The policy in [`POLICY_DIR`] of a stored tree, as `ostree_sepolicy_new_from_commit`:
     /// the files are written to a scratch directory and opened with [`SePolicy::open_root`].
-    pub fn from_tree(src: &dyn ObjectSource, tree: &mut MutableTree) -> Result<Option<SePolicy>, SelinuxError> {
+    pub fn from_tree(
+        src: &dyn ObjectSource,
+        tree: &mut MutableTree,
+    ) -> Result<Option<SePolicy>, SelinuxError> {
         let Some(id) = policy_id(src, tree)? else {
             return Ok(None);
         };
@@ -196,7 +204,10 @@ impl SePolicy {
     }
 
     /// The policy of `commit`'s tree ([`SePolicy::from_tree`]).
-    pub fn from_commit(src: &dyn ObjectSource, commit: &Checksum) -> Result<Option<SePolicy>, SelinuxError> {
+    pub fn from_commit(
+        src: &dyn ObjectSource,
+        commit: &Checksum,
+    ) -> Result<Option<SePolicy>, SelinuxError> {
         let mut t = MutableTree::from_commit(src, commit)?;
         SePolicy::from_tree(src, &mut t)
     }
@@ -255,10 +266,12 @@ impl SePolicy {
 
 impl Labeler for SePolicy {
     fn label(&self, path: &str, mode: u32) -> Result<Option<Vec<u8>>, LabelError> {
-        Ok(self.lookup(self.path_for_labeling(path), mode)?.map(|mut l| {
-            l.push(0);
-            l
-        }))
+        Ok(self
+            .lookup(self.path_for_labeling(path), mode)?
+            .map(|mut l| {
+                l.push(0);
+                l
+            }))
     }
 
     fn id(&self) -> String {

@@ -112,13 +112,7 @@ fn relabel_file(
     if meta.xattrs == obj.meta.xattrs {
         return Ok(None);
     }
-    let key = (
-        *c,
-        meta.xattrs
-            .pairs()
-            .last()
-            .map(|(_, v)| v.clone()),
-    );
+    let key = (*c, meta.xattrs.pairs().last().map(|(_, v)| v.clone()));
     if let Some(n) = ctx.done.get(&key) {
         return Ok(Some(*n));
     }
@@ -134,7 +128,9 @@ fn relabel_file(
                 reader: &mut r,
             },
         )?,
-        (None, None) => ctx.txn.write_content(None, &meta, ContentSource::Bytes(&[]))?,
+        (None, None) => ctx
+            .txn
+            .write_content(None, &meta, ContentSource::Bytes(&[]))?,
     };
     ctx.stats.files_relabelled += 1;
     ctx.done.insert(key, n);
