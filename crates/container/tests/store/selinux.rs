@@ -94,7 +94,7 @@ fn non_ostree_image_is_labelled_from_the_sepolicy_commit_only() {
         if with_policy {
             opts.sepolicy_commit = Some("booted".into());
         }
-        store::remove_images(&repo, &[image.imgref.clone()]).unwrap();
+        store::remove_images(&repo, std::slice::from_ref(&image.imgref)).unwrap();
         let (again, _) = store::pull_blocking(&repo, &image, opts).unwrap();
         assert_eq!(
             again.merge_commit.unwrap().to_string(),
