@@ -162,6 +162,9 @@ pub enum RepoError {
     /// A broken invariant of ours (a bug, not bad input): please report it.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Labelling (SELinux) what is written failed.
+    #[error(transparent)]
+    Label(#[from] crate::label::LabelError),
 }
 
 /// Coarse classes of [`RepoError`].
@@ -199,7 +202,8 @@ impl RepoError {
             RepoError::InvalidObject { .. }
             | RepoError::Format { .. }
             | RepoError::ChecksumMismatch { .. }
-            | RepoError::SizeMismatch { .. } => ErrorKind::Corrupt,
+            | RepoError::SizeMismatch { .. }
+            | RepoError::Label(_) => ErrorKind::Corrupt,
             RepoError::ObjectNotFound(_) | RepoError::RevNotFound(_) => ErrorKind::NotFound,
             RepoError::NotARepo { .. } | RepoError::AlreadyExists(_) => ErrorKind::Usage,
             RepoError::AmbiguousRev(_)

@@ -210,6 +210,24 @@ impl MutableTree {
             .ok_or_else(|| RepoError::Internal("tree not loaded".into()))
     }
 
+    /// Changes entries in place: `f` gets each entry and returns whether it changed it. The
+    /// directory is written anew only if some call returned `true` (a relabel that changes
+    /// nothing keeps every object).
+    pub fn update_entries(
+        &mut self,
+        src: &dyn TreeSource,
+        mut f: impl FnMut(&str, &mut MtreeEntry) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut changed = false;
+        for (name, e) in self.load(src)?.iter_mut() {
+            changed |= f(name, e)?;
+        }
+        if changed {
+            self.origin = None;
+        }
+        Ok(changed)
+    }
+
     /// Removes every entry (an opaque directory).
     pub fn clear(&mut self) {
         self.entries = Some(BTreeMap::new());

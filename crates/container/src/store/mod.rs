@@ -15,6 +15,7 @@ pub mod gc;
 pub mod merge;
 mod pipeline;
 pub mod refs;
+mod selinux;
 pub mod state;
 mod time;
 
@@ -116,6 +117,9 @@ pub struct PullOptions {
     /// Where `ostree-remote-*` verification finds system remotes and keys (default: libostree's
     /// locations, `/etc/ostree/remotes.d`, `/usr/share/ostree/trusted.gpg.d`, ...).
     pub signature_paths: Option<ostree_sign::SystemPaths>,
+    /// Label derived layers with the SELinux policy of this commit (a revision) when the image
+    /// has no ostree base (the reference's `set_sepolicy_commit`, e.g. the booted deployment).
+    pub sepolicy_commit: Option<String>,
     pub(crate) mode: PullMode,
 }
 
@@ -138,6 +142,7 @@ impl Default for PullOptions {
             allow_non_usr: false,
             disable_gc: false,
             network_retries: 3,
+            sepolicy_commit: None,
             retry_backoff: std::time::Duration::from_secs(1),
             signature_paths: None,
             mode: PullMode::Image,

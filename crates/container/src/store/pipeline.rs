@@ -75,6 +75,8 @@ struct Work {
     /// `ostree-remote-*`: the commit must verify before anything is published, so every layer
     /// goes into the one transaction.
     verifier: Option<Arc<super::RemoteVerifier>>,
+    /// `PullOptions::sepolicy_commit`, resolved.
+    sepolicy_commit: Option<Checksum>,
 }
 
 /// What the importer published.
@@ -176,7 +178,15 @@ pub(super) async fn run(
             *slot = Some(Arc::clone(&pl.progress));
         }
     }
+    let sepolicy_commit = match &opts.sepolicy_commit {
+        Some(rev) => Some(repo.resolve_rev(rev).map_err(|source| StoreError::Repo {
+            image: image.clone(),
+            source: Box::new(source),
+        })?),
+        None => None,
+    };
     let work = Work {
+        sepolicy_commit,
         progress_of,
         verifier: p.verifier.clone(),
         repo_path: repo.path().to_path_buf(),
@@ -594,6 +604,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             txn.set_ref(&l.ref_name, Some(c)).map_err(repo_err)?;
         }
     }
+    let policy = super::selinux::layer_policy(&txn, base, work.sepolicy_commit)
+        .map_err(|e| repo_err(super::selinux::selinux_to_repo(e)))?;
     let mut filtered = Vec::new();
     let mut layer_commits = Vec::new();
     for l in work.layers.iter().filter(|l| l.role == LayerRole::Derived) {
@@ -613,14 +625,35 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         if !counts.is_empty() {
             filtered.push((l.digest.clone(), counts));
         }
+        let commit = match &policy {
+            Some(p) => {
+                let labelled = super::selinux::label_layer(&txn, &commit, p).map_err(repo_err)?;
+                if labelled != commit {
+                    txn.set_ref(&l.ref_name, Some(labelled)).map_err(repo_err)?;
+                }
+                labelled
+            }
+            None => commit,
+        };
         layer_commits.push(commit);
     }
     let merge_commit = match (&work.mode, &work.image_ref) {
         (PullMode::Image, Some(image_ref)) => {
             let mut meta = work.merge.clone();
             meta.filtered = filtered.iter().cloned().collect();
+            let layers_policy = policy.as_ref().and_then(|p| p.id());
+            let relabel = |t: &ostree_repo::Transaction<'_>,
+                           root: &mut ostree_repo::MutableTree| {
+                super::selinux::relabel_merge(t, root, layers_policy)
+            };
+            let hook: Option<super::merge::TreeHook<'_>> = if layer_commits.is_empty() {
+                None
+            } else {
+                Some(&relabel)
+            };
             let started = std::time::Instant::now();
-            let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
+            let m =
+                write_merge_commit(&txn, base, &layer_commits, &meta, hook).map_err(repo_err)?;
             tracing::debug!(commit = %m, elapsed = ?started.elapsed(), "merge commit written");
             // Composed from the complete base and layer commits: no second walk of the base.
             txn.assume_complete_by_construction(&m);

@@ -15,6 +15,7 @@ mod protocol;
 mod pulls;
 mod signed;
 mod store_podman;
+mod store_selinux;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

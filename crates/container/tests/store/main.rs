@@ -9,6 +9,7 @@ mod common;
 mod derived;
 mod faults;
 mod lifecycle;
+mod selinux;
 mod signed;
 
 use std::collections::HashSet;

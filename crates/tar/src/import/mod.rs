@@ -26,7 +26,7 @@ use crate::error::{Location, Result, TarError};
 use entry::{LayerImporter, LayerKind, LayerResult};
 pub use oci::{
     AUTOCREATED_DIRS_KEY, FILTERED_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions,
-    OciLayerOutcome, VarRule, import_oci_layer,
+    OciLayerOutcome, SELINUX_POLICY_KEY, VarRule, import_oci_layer,
 };
 pub use validate::{EMPTY_DIRTREE, ImportLimits};
 
