@@ -10,6 +10,7 @@ mod derived;
 mod faults;
 mod lifecycle;
 mod signed;
+mod signed_cases;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
