@@ -716,3 +716,53 @@ fn the_commit_is_verified_before_chunk_layers_are_fetched() {
         }
     }
 }
+
+/// An unknown remote (refused before skopeo runs) and `gpg-verify=false` with no other verifier
+/// (refused once the commit layer is in), through both import paths into bare-user and bare:
+/// nothing published.
+#[test]
+fn unknown_remote_and_gpg_verify_false_through_the_import_paths() {
+    let src = Source::new();
+    let (home, fpr, _) = gen_key(&src.dir, "trusted", "rsa3072", "never");
+    let commit = src.commit("gpg");
+    gpg_sign(&src.repo, &home, &commit, &fpr);
+    let img = src.image(&commit, "good");
+    for mode in [RepoMode::BareUser, RepoMode::Bare] {
+        for how in [How::Unencapsulate, How::Pull] {
+            let cases = [
+                (
+                    "unknown",
+                    "nosuchremote",
+                    SignErrorKind::UnknownRemote,
+                    "Remote \"nosuchremote\" not found",
+                ),
+                (
+                    "gpg-off",
+                    "origin",
+                    SignErrorKind::VerificationDisabled,
+                    "GPG verification disabled, and no signapi verifiers configured",
+                ),
+            ];
+            for (tag, remote, kind, text) in cases {
+                let what = format!("{tag} by {how:?} into {mode}");
+                let repo = src.repo_with_remote(
+                    &format!("{tag}-{how:?}"),
+                    mode,
+                    "origin",
+                    &["--no-gpg-verify".to_string()],
+                );
+                let image = format!("ostree-remote-image:{remote}:oci:{}:latest", img.display());
+                let e = attempt(&repo, how, &image).unwrap_err();
+                let msg = chain(&e);
+                match &e {
+                    StoreError::Signature { source, .. } => {
+                        assert_eq!(source.kind(), kind, "{what}: {msg}")
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+                assert!(msg.contains(text), "{what}: {msg}");
+                assert_nothing_published(&repo, &what);
+            }
+        }
+    }
+}
