@@ -410,6 +410,28 @@ fn repo_sign_adds_an_ed25519_signature_that_verifies() {
     )
     .unwrap();
     assert_eq!(v.ed25519_key, Some(public));
+    // GLib (libostree's `ostree show`) reads the detached metadata as `ostree sign` writes it:
+    // an `aay` under `ostree.sign.ed25519` holding the 64-byte signature of the commit object.
+    let shown = std::process::Command::new("ostree")
+        .args([
+            "show",
+            &format!("--repo={}", repo.display()),
+            "--print-detached-metadata-key=ostree.sign.ed25519",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let bytes: Vec<u8> = text
+        .trim()
+        .trim_start_matches("[[byte ")
+        .trim_end_matches("]]")
+        .split(", ")
+        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let expected = ostree_sign::sign_ed25519(&secret, &obj("commit").unwrap()).unwrap();
+    assert_eq!(bytes, expected.to_vec(), "{text}");
     test_support::ostree_cli::OstreeCli::new()
         .unwrap()
         .fsck(&repo)

@@ -105,6 +105,8 @@ enum ImporterFailure {
     /// The fetch failed; its error is the caller's to report.
     FetchFailed,
     Other(StoreError),
+    /// The commit's signature was refused when its layer arrived.
+    Refused(StoreError),
 }
 
 fn created_timestamp(p: &PreparedImport) -> u64 {
@@ -224,7 +226,14 @@ pub(super) async fn run(
             imported.map_err(|()| ConsumerError::Rejected(index))
         }
     };
-    let fetched = p.fetcher.fetch_layers(&requests, consumer).await;
+    // Signed images: the commit layer alone first, verified before the chunks are fetched.
+    let commit_first = p.verifier.is_some()
+        && p.layers
+            .first()
+            .is_some_and(|l| l.present.is_none() && l.role == LayerRole::Commit);
+    let fetched =
+        super::verify::fetch_commit_layer_first(&p.fetcher, &requests, commit_first, consumer)
+            .await;
     let _ = tx.send(Msg::Done(fetched.is_ok()));
     drop(tx);
     let published = worker
@@ -234,6 +243,7 @@ pub(super) async fn run(
         return Err(StoreError::Interrupted { image });
     }
     let published = match (fetched, published) {
+        (_, Err(ImporterFailure::Refused(e))) => return Err(e),
         (Ok(_), Ok(pb)) => pb,
         (Err(e), Err(ImporterFailure::Layer(index, source)))
             if e.kind() == FetchErrorKind::Consumer =>
@@ -345,7 +355,8 @@ impl LayerCtx<'_, '_, '_, '_> {
             LayerRole::Commit => (
                 self.session
                     .import_commit_layer(&mut reader, digest)
-                    .map(|_| LayerDone::Ostree { legacy: false }),
+                    .and_then(|c| self.verify_commit(c))
+                    .map(|()| LayerDone::Ostree { legacy: false }),
                 None,
             ),
             // Signed images: nothing is published before the commit is verified.
@@ -442,6 +453,17 @@ impl LayerCtx<'_, '_, '_, '_> {
             &self.work.oci,
             Some(&self.work.interrupt),
         )
+    }
+
+    /// `ostree-remote-*`: verifies the commit its layer just imported; a refusal fails the layer
+    /// (stopping the fetch) and is reported by the importer.
+    fn verify_commit(&self, commit: Checksum) -> Result<(), TarError> {
+        match &self.work.verifier {
+            Some(v) if !v.verify_commit_layer(&self.work.image, self.txn, &commit) => Err(
+                TarError::InvalidArgument(format!("commit {commit}: signature refused")),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Waits until skopeo has verified layer `index` (digest, size; and our diff_id check).
@@ -544,6 +566,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             }
         }
     }
+    if let Some(e) = work.verifier.as_ref().and_then(|v| v.take_refusal()) {
+        return Err(ImporterFailure::Refused(e));
+    }
     if let Some((index, e)) = failure {
         return Err(ImporterFailure::Layer(index, Box::new(e)));
     }
@@ -558,7 +583,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         })
     };
     let base = work.layout.as_ref().map(|l| l.commit);
-    if let (Some(v), Some(b)) = (&work.verifier, base) {
+    if let (Some(v), Some(b)) = (&work.verifier, base)
+        && !v.verified_early()
+    {
         v.verify(&work.image, |n| txn.load_metadata_bytes(n), &b)
             .map_err(other)?;
     }

@@ -14,6 +14,7 @@ mod podman_accepts;
 mod protocol;
 mod pulls;
 mod signed;
+mod signed_registry;
 mod store_podman;
 mod store_selinux;
 

@@ -11,6 +11,7 @@ mod faults;
 mod lifecycle;
 mod selinux;
 mod signed;
+mod signed_cases;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
