@@ -20,7 +20,7 @@ use crate::progress::ImportRenderer;
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Pull an image (ostree, derived or plain) into the store.
-    Pull(PullArgs),
+    Pull(Box<PullArgs>),
     /// List stored images.
     List(RepoArg),
     /// Show the layers of a stored image and what created them.
@@ -165,7 +165,7 @@ pub fn run(cmd: ImageCommand, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     match cmd {
         ImageCommand::Pull(a) => {
             drop(out);
-            return pull(a, interrupt);
+            return pull(*a, interrupt);
         }
         ImageCommand::List(a) => {
             for i in list_images(&open(&a.repo)?)? {
