@@ -8,6 +8,8 @@ cd "$ROOT"
 ensure_packages
 echo "==> Debian 13 tools (scripts/debian13.sh)"
 ensure_debian13
+echo "==> SELinux policy root (scripts/selinux-root.sh)"
+ensure_selinux_root
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

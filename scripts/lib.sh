@@ -2,7 +2,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 APT_PACKAGES=(ostree skopeo docker-registry attr openssl zstd time curl python3 ca-certificates
-  tmux debootstrap docker.io gnupg)
+  tmux debootstrap docker.io gnupg
+  libselinux1-dev libclang-dev)
 
 ensure_packages() {
   local missing=()
@@ -29,6 +30,16 @@ ensure_packages() {
       rustup component add "$c"
     fi
   done
+}
+
+# The SELinux policy root of the labelling tests (scripts/selinux-root.sh): reused when
+# complete, built (~4 min) otherwise.
+ensure_selinux_root() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  local start=$SECONDS
+  $sudo bash "$ROOT/scripts/selinux-root.sh"
+  echo "==> SELinux policy root ready ($((SECONDS - start)) s)"
 }
 
 # The Debian 13 chroot (skopeo 1.18, podman 5.4, ostree 2025.2) the `modern` tests use; see

@@ -22,6 +22,10 @@ pub struct ProxyOpts {
     /// else /etc/containers/policy.json).
     #[arg(long, value_name = "PATH")]
     policy: Option<PathBuf>,
+    /// registries.d directory for skopeo (its `--registries.d`: signature lookaside and sigstore
+    /// attachment settings; default: /etc/containers/registries.d and the user's).
+    #[arg(long = "registries-d", value_name = "DIR")]
+    registries_d: Option<PathBuf>,
     /// Path to a container auth file (default: the ostree auth.json lookup).
     #[arg(long, value_name = "PATH")]
     authfile: Option<PathBuf>,
@@ -51,6 +55,7 @@ impl ProxyOpts {
         c.certificate_directory = self.cert_dir.clone();
         c.insecure_skip_tls_verification = self.insecure_skip_tls_verification;
         c.signature_policy = self.policy.clone();
+        c.registries_d = self.registries_d.clone();
         if let Some(n) = self.layer_concurrency {
             c.layer_concurrency = n;
         }

@@ -20,7 +20,7 @@ use crate::progress::ImportRenderer;
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Pull an image (ostree, derived or plain) into the store.
-    Pull(PullArgs),
+    Pull(Box<PullArgs>),
     /// List stored images.
     List(RepoArg),
     /// Show the layers of a stored image and what created them.
@@ -111,6 +111,10 @@ pub struct PullArgs {
     /// Retry a pull that fails with a transient network error this many times.
     #[arg(long, value_name = "N", default_value_t = 3)]
     network_retry: u32,
+    /// Label derived layers with the SELinux policy of this commit when the image has no
+    /// ostree base (e.g. the booted deployment's commit).
+    #[arg(long, value_name = "REV")]
+    sepolicy_commit: Option<String>,
     #[command(flatten)]
     proxy: ProxyOpts,
 }
@@ -161,7 +165,7 @@ pub fn run(cmd: ImageCommand, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     match cmd {
         ImageCommand::Pull(a) => {
             drop(out);
-            return pull(a, interrupt);
+            return pull(*a, interrupt);
         }
         ImageCommand::List(a) => {
             for i in list_images(&open(&a.repo)?)? {
@@ -250,6 +254,7 @@ fn pull(a: PullArgs, interrupt: &Arc<AtomicBool>) -> Result<u8> {
     opts.progress = Some(renderer.clone());
     opts.interrupt = Some(Arc::clone(interrupt));
     opts.network_retries = a.network_retry;
+    opts.sepolicy_commit = a.sepolicy_commit.clone();
     let rt = runtime()?;
     if let Some(check) = &a.check {
         return rt.block_on(check_only(&repo, &a, check, opts));

@@ -454,6 +454,9 @@ impl Lister<'_> {
         self.list_dir(out, &tree, &shown, self.recursive)
     }
 
+    /// Lists `tree` under `prefix` as `ostree ls` does (a directory's files, then each
+    /// subdirectory's line followed, if `recurse`, by its own listing), with an explicit stack
+    /// so that no nesting depth can overflow ours.
     fn list_dir(
         &self,
         out: &mut dyn Write,
@@ -461,22 +464,43 @@ impl Lister<'_> {
         prefix: &str,
         recurse: bool,
     ) -> Result<()> {
-        let dt = self.repo.load_dirtree(tree)?;
-        let join = |n: &str| {
+        struct Frame {
+            prefix: String,
+            dirs: std::vec::IntoIter<(String, Checksum, Checksum)>,
+        }
+        let join = |prefix: &str, n: &str| {
             if prefix == "/" {
                 format!("/{n}")
             } else {
                 format!("{prefix}/{n}")
             }
         };
-        for f in &dt.files {
-            self.print_file(out, &f.checksum, &join(&f.name))?;
-        }
-        for d in &dt.dirs {
-            let p = join(&d.name);
-            self.print_dir(out, &d.tree, &d.meta, &p)?;
+        let enter = |out: &mut dyn Write, tree: &Checksum, prefix: String| -> Result<Frame> {
+            let dt = self.repo.load_dirtree(tree)?;
+            for f in &dt.files {
+                self.print_file(out, &f.checksum, &join(&prefix, &f.name))?;
+            }
+            let dirs: Vec<_> = dt
+                .dirs
+                .iter()
+                .map(|d| (d.name.clone(), d.tree, d.meta))
+                .collect();
+            Ok(Frame {
+                prefix,
+                dirs: dirs.into_iter(),
+            })
+        };
+        let mut stack = vec![enter(out, tree, prefix.to_string())?];
+        while let Some(top) = stack.last_mut() {
+            let Some((name, t, m)) = top.dirs.next() else {
+                stack.pop();
+                continue;
+            };
+            let p = join(&top.prefix, &name);
+            self.print_dir(out, &t, &m, &p)?;
             if recurse {
-                self.list_dir(out, &d.tree, &p, true)?;
+                let frame = enter(out, &t, p)?;
+                stack.push(frame);
             }
         }
         Ok(())

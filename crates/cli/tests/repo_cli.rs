@@ -410,10 +410,96 @@ fn repo_sign_adds_an_ed25519_signature_that_verifies() {
     )
     .unwrap();
     assert_eq!(v.ed25519_key, Some(public));
+    // GLib (libostree's `ostree show`) reads the detached metadata as `ostree sign` writes it:
+    // an `aay` under `ostree.sign.ed25519` holding the 64-byte signature of the commit object.
+    let shown = std::process::Command::new("ostree")
+        .args([
+            "show",
+            &format!("--repo={}", repo.display()),
+            "--print-detached-metadata-key=ostree.sign.ed25519",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let bytes: Vec<u8> = text
+        .trim()
+        .trim_start_matches("[[byte ")
+        .trim_end_matches("]]")
+        .split(", ")
+        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let expected = ostree_sign::sign_ed25519(&secret, &obj("commit").unwrap()).unwrap();
+    assert_eq!(bytes, expected.to_vec(), "{text}");
     test_support::ostree_cli::OstreeCli::new()
         .unwrap()
         .fsck(&repo)
         .unwrap()
         .check()
         .unwrap();
+}
+
+/// `repo ls -R` of a tree nested far deeper than any import accepts (written by hand, as another
+/// tool might) walks without recursion: on a 1 MiB stack, where the recursive walk overflowed,
+/// it lists 5,000 levels exactly as `ostree ls -R` does.
+#[test]
+fn ls_recursive_of_a_very_deep_tree_needs_no_deep_stack() {
+    use ostree_repo::format::{DirTree, ObjectType, TreeDir};
+    use ostree_repo::{CommitSpec, Repo, RepoMode};
+    let d = test_support::scratch("oc-ls-deep-");
+    let repo = Repo::create(&d.path().join("repo"), RepoMode::BareUser).unwrap();
+    let txn = repo.begin_transaction().unwrap();
+    let meta = txn
+        .write_metadata(
+            ObjectType::DirMeta,
+            None,
+            &ostree_repo::default_dirmeta().to_dirmeta_bytes(),
+        )
+        .unwrap();
+    let mut t = txn
+        .write_metadata(ObjectType::DirTree, None, &DirTree::default().to_bytes())
+        .unwrap();
+    let levels = 5000;
+    for _ in 0..levels {
+        let dt = DirTree {
+            files: vec![],
+            dirs: vec![TreeDir {
+                name: "d".into(),
+                tree: t,
+                meta,
+            }],
+        };
+        t = txn
+            .write_metadata(ObjectType::DirTree, None, &dt.to_bytes())
+            .unwrap();
+    }
+    let c = txn.write_commit(t, meta, &CommitSpec::new()).unwrap();
+    // The ref is refused (too deep); the objects are published all the same.
+    assert!(txn.commit().is_err());
+    let script = format!(
+        "ulimit -s 1024 && exec {} repo ls -R --repo {} {c}",
+        env!("CARGO_BIN_EXE_ostree-container"),
+        repo.path().display()
+    );
+    let out = run(Command::new("sh").args(["-c", &script]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(ours.lines().count(), levels + 1);
+    let theirs = OstreeCli::new()
+        .unwrap()
+        .command(&[
+            "ls",
+            "-R",
+            &format!("--repo={}", repo.path().display()),
+            &c.to_hex(),
+        ])
+        .output()
+        .unwrap();
+    assert!(theirs.status.success());
+    assert_eq!(ours, String::from_utf8(theirs.stdout).unwrap());
 }

@@ -330,15 +330,11 @@ fn scan_dir(
     let mut stack = vec![open(dir, String::new())?];
     loop {
         let Some(top) = stack.last_mut() else {
-            return Err(RepoError::InvalidArgument(
-                "internal: scan stack empty".into(),
-            ));
+            return Err(RepoError::Internal("scan stack empty".into()));
         };
         let Some((name, path)) = top.entries.pop() else {
             let Some(done) = stack.pop() else {
-                return Err(RepoError::InvalidArgument(
-                    "internal: scan stack empty".into(),
-                ));
+                return Err(RepoError::Internal("scan stack empty".into()));
             };
             match stack.last_mut() {
                 Some(parent) => parent.node.dirs.push((done.name, done.node)),

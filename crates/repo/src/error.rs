@@ -159,6 +159,12 @@ pub enum RepoError {
     /// A caller's input is unusable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Labelling (SELinux) what is written failed.
+    #[error(transparent)]
+    Label(#[from] crate::label::LabelError),
 }
 
 /// Coarse classes of [`RepoError`].
@@ -179,6 +185,8 @@ pub enum ErrorKind {
     Locked,
     /// Interrupted by the caller.
     Interrupted,
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    Internal,
     /// Bad arguments.
     Usage,
 }
@@ -194,7 +202,8 @@ impl RepoError {
             RepoError::InvalidObject { .. }
             | RepoError::Format { .. }
             | RepoError::ChecksumMismatch { .. }
-            | RepoError::SizeMismatch { .. } => ErrorKind::Corrupt,
+            | RepoError::SizeMismatch { .. }
+            | RepoError::Label(_) => ErrorKind::Corrupt,
             RepoError::ObjectNotFound(_) | RepoError::RevNotFound(_) => ErrorKind::NotFound,
             RepoError::NotARepo { .. } | RepoError::AlreadyExists(_) => ErrorKind::Usage,
             RepoError::AmbiguousRev(_)
@@ -208,6 +217,7 @@ impl RepoError {
             RepoError::LockTimeout { .. } | RepoError::RefChanged { .. } => ErrorKind::Locked,
             RepoError::NoSpace { .. } => ErrorKind::NoSpace,
             RepoError::Interrupted => ErrorKind::Interrupted,
+            RepoError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

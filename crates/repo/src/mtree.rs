@@ -166,9 +166,9 @@ impl MutableTree {
 
     fn load(&mut self, src: &dyn TreeSource) -> Result<&mut BTreeMap<String, MtreeEntry>> {
         if self.entries.is_none() {
-            let tree = self.origin.ok_or_else(|| {
-                RepoError::InvalidArgument("internal: unloaded tree without origin".into())
-            })?;
+            let tree = self
+                .origin
+                .ok_or_else(|| RepoError::Internal("unloaded tree without origin".into()))?;
             let name = ObjectName::new(tree, ObjectType::DirTree);
             let t = DirTree::parse(&src.load_metadata(&name)?).map_err(|source| {
                 RepoError::InvalidObject {
@@ -190,7 +190,7 @@ impl MutableTree {
         }
         self.entries
             .as_mut()
-            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))
+            .ok_or_else(|| RepoError::Internal("tree not loaded".into()))
     }
 
     /// The listing, read if needed. Reading does not count as a change.
@@ -207,7 +207,25 @@ impl MutableTree {
         self.origin = None;
         self.entries
             .as_mut()
-            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))
+            .ok_or_else(|| RepoError::Internal("tree not loaded".into()))
+    }
+
+    /// Changes entries in place: `f` gets each entry and returns whether it changed it. The
+    /// directory is written anew only if some call returned `true` (a relabel that changes
+    /// nothing keeps every object).
+    pub fn update_entries(
+        &mut self,
+        src: &dyn TreeSource,
+        mut f: impl FnMut(&str, &mut MtreeEntry) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut changed = false;
+        for (name, e) in self.load(src)?.iter_mut() {
+            changed |= f(name, e)?;
+        }
+        if changed {
+            self.origin = None;
+        }
+        Ok(changed)
     }
 
     /// Removes every entry (an opaque directory).
@@ -283,7 +301,7 @@ impl MutableTree {
             let entries = node
                 .entries
                 .as_ref()
-                .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))?;
+                .ok_or_else(|| RepoError::Internal("tree not loaded".into()))?;
             for (name, e) in entries {
                 if let MtreeEntry::Dir(d) = e {
                     let mut p = path.clone();
@@ -299,9 +317,7 @@ impl MutableTree {
                 cur = match cur.entries.as_mut().and_then(|e| e.get_mut(name)) {
                     Some(MtreeEntry::Dir(d)) => d,
                     _ => {
-                        return Err(RepoError::InvalidArgument(
-                            "internal: changed directory vanished".into(),
-                        ));
+                        return Err(RepoError::Internal("changed directory vanished".into()));
                     }
                 };
             }
@@ -321,7 +337,7 @@ impl MutableTree {
         let entries = self
             .entries
             .as_mut()
-            .ok_or_else(|| RepoError::InvalidArgument("internal: tree not loaded".into()))?;
+            .ok_or_else(|| RepoError::Internal("tree not loaded".into()))?;
         for (name, e) in entries.iter_mut() {
             match e {
                 MtreeEntry::File(c) => tree.files.push(TreeFile {
@@ -330,9 +346,9 @@ impl MutableTree {
                 }),
                 MtreeEntry::Dir(d) => {
                     let m = d.write_meta(txn)?;
-                    let t = d.origin.ok_or_else(|| {
-                        RepoError::InvalidArgument("internal: subdirectory not written".into())
-                    })?;
+                    let t = d
+                        .origin
+                        .ok_or_else(|| RepoError::Internal("subdirectory not written".into()))?;
                     tree.dirs.push(TreeDir {
                         name: name.clone(),
                         tree: t,

@@ -254,4 +254,25 @@ proptest! {
         let _ = ed25519::parse_secret_key_file(&key_text);
         let _ = ed25519::base64_decode_glib(&key_text);
     }
+
+    /// The remote configuration (GLib key-file syntax, lists, booleans, key values) as
+    /// `ostree remote add` writes it, mutated: loading never panics.
+    #[test]
+    fn mutated_remote_config_never_panics(muts in prop::collection::vec(mutation(), 1..6)) {
+        let f = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.asc");
+        fs::write(&key, &f.armored).unwrap();
+        let text = format!(
+            "[core]\nrepo_version=1\nmode=bare-user\n\n[remote \"r\"]\nurl=https://example.invalid/\n\
+             gpg-verify=true\ngpgkeypath={};{}\nsign-verify=ed25519\n\
+             verification-ed25519-key={}\n",
+            key.display(),
+            key.display(),
+            ed25519::base64_encode(&[3u8; 32]),
+        );
+        let mutated = apply(text.as_bytes(), &muts);
+        fs::write(dir.path().join("config"), &mutated).unwrap();
+        let _ = RemoteConfig::load(dir.path(), "r", &ostree_sign::SystemPaths::none());
+    }
 }

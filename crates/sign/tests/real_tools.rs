@@ -873,3 +873,38 @@ fn libostree_agrees_on_good_and_untrusted() {
         "{e}"
     );
 }
+
+/// A flipped byte in the signature: libostree (`ostree show`, gpgme) and we name the same key
+/// ID and user ID with the same verdict. (For a BAD signature gpgme reports neither time nor
+/// algorithm, so libostree prints `Signature made Thu Jan  1 00:00:00 1970 using [unknown
+/// name] key ID …`; we print the signature's own creation time and algorithm.)
+#[test]
+fn libostree_agrees_on_bad_signatures() {
+    let k = keys();
+    for key in [&k.rsa, &k.ed] {
+        let (repo, c) = signed_repo(key, &key.armored);
+        let (commit, meta) = repo.bytes(&c);
+        let bad = flip_in_signature(&meta.unwrap());
+        let path = repo
+            .path()
+            .join("objects")
+            .join(&c[..2])
+            .join(format!("{}.commitmeta", &c[2..]));
+        fs::write(&path, &bad).unwrap();
+        let out = repo.ostree().args(["show", &c]).output().unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e = verify_commit(&repo.config("origin").unwrap(), &commit, Some(&bad)).unwrap_err();
+        assert_eq!(e.kind(), SignErrorKind::BadSignature, "{e}");
+        let ours = e.to_string();
+        let key_id = format!("key ID {}", key.key_id());
+        let verdict = format!("BAD signature from \"{}\"", key.uid);
+        for text in [&shown, &ours] {
+            assert!(text.contains(&key_id), "{key_id} not in {text}");
+            assert!(text.contains(&verdict), "{verdict} not in {text}");
+        }
+    }
+}

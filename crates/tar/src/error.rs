@@ -145,6 +145,9 @@ pub enum TarError {
     /// Stopped by the caller's interrupt flag.
     #[error("interrupted")]
     Interrupted,
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Coarse classes of [`TarError`].
@@ -173,6 +176,8 @@ pub enum ErrorKind {
     NoSpace,
     /// Interrupted by the caller.
     Interrupted,
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    Internal,
     /// A rev or object was not found (export).
     NotFound,
     /// Bad arguments or repository setup.
@@ -194,6 +199,7 @@ impl TarError {
             TarError::Io { source, .. } => io_kind(source),
             TarError::InvalidArgument(_) => ErrorKind::Usage,
             TarError::Interrupted => ErrorKind::Interrupted,
+            TarError::Internal(_) => ErrorKind::Internal,
             TarError::Repo { source, .. } => repo_kind(source),
         }
     }
@@ -217,6 +223,7 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         K::Corrupt => ErrorKind::Corrupt,
         K::Unsupported => ErrorKind::Unsupported,
         K::Interrupted => ErrorKind::Interrupted,
+        K::Internal => ErrorKind::Internal,
         K::NotFound => ErrorKind::NotFound,
         K::Io => match e {
             RepoError::Io { source, .. } => io_kind(source),

@@ -10,6 +10,7 @@ pub mod modern;
 pub mod oci;
 pub mod ostree_cli;
 pub mod registry;
+pub mod selinux;
 pub mod skopeo;
 pub mod tools;
 pub mod tree;

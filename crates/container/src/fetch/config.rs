@@ -39,6 +39,12 @@ pub struct FetchConfig {
     /// `~/.config/containers/policy.json` or `/etc/containers/policy.json`. Setting it runs
     /// skopeo through [`FetchConfig::skopeo_command`] with that flag added.
     pub signature_policy: Option<PathBuf>,
+    /// The registries.d directory skopeo reads (its global `--registries.d`): where simple
+    /// signatures are looked up (`lookaside`) and whether sigstore attachments are used
+    /// (`use-sigstore-attachments`), instead of `/etc/containers/registries.d` and
+    /// `~/.config/containers/registries.d`. Setting it runs skopeo through
+    /// [`FetchConfig::skopeo_command`] with that flag added.
+    pub registries_d: Option<PathBuf>,
     /// Keys to decrypt encrypted images (`--decryption-key`, needs a newer skopeo than 1.9).
     pub decryption_keys: Vec<String>,
     /// Prefix for the HTTP user agent (`--user-agent-prefix`, needs a newer skopeo).
@@ -64,6 +70,7 @@ impl Default for FetchConfig {
             insecure_skip_tls_verification: false,
             insecure_policy: false,
             signature_policy: None,
+            registries_d: None,
             decryption_keys: Vec::new(),
             user_agent_prefix: None,
             skopeo: None,
@@ -151,6 +158,7 @@ impl FetchConfig {
             insecure_skip_tls_verification: self.insecure_skip_tls_verification,
             insecure_policy: self.insecure_policy,
             signature_policy: self.signature_policy.clone(),
+            registries_d: self.registries_d.clone(),
             decryption_keys: self.decryption_keys.clone(),
             user_agent_prefix: self.user_agent_prefix.clone(),
             skopeo: self.skopeo.clone(),
@@ -169,6 +177,10 @@ impl FetchConfig {
         if let Some(p) = &self.signature_policy {
             c.args.push("--policy".into());
             c.args.push(p.clone().into_os_string());
+        }
+        if let Some(d) = &self.registries_d {
+            c.args.push("--registries.d".into());
+            c.args.push(d.clone().into_os_string());
         }
         c
     }
@@ -234,8 +246,10 @@ impl FetchConfig {
         c.debug = self.debug;
         // Only a custom command replaces the crate's default; both bind skopeo to our lifetime
         // with a parent-death signal.
-        c.skopeo_cmd =
-            (self.skopeo.is_some() || self.signature_policy.is_some()).then(|| skopeo.command());
+        c.skopeo_cmd = (self.skopeo.is_some()
+            || self.signature_policy.is_some()
+            || self.registries_d.is_some())
+        .then(|| skopeo.command());
         Ok(c)
     }
 }
@@ -301,6 +315,26 @@ mod tests {
         let cmd = c.skopeo_cmd.unwrap();
         assert_eq!(cmd.get_program(), "/opt/skopeo");
         assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["--foo"]);
+    }
+
+    #[test]
+    fn policy_and_registries_d_are_global_skopeo_flags() {
+        let mut cfg = FetchConfig::default();
+        cfg.registries_d = Some("/r.d".into());
+        let c = cfg.into_proxy_config_with(|| None, no_probe).unwrap();
+        let cmd = c.skopeo_cmd.unwrap();
+        assert_eq!(cmd.get_program(), "skopeo");
+        assert_eq!(
+            cmd.get_args().collect::<Vec<_>>(),
+            ["--registries.d", "/r.d"]
+        );
+        let mut cfg = FetchConfig::default();
+        cfg.signature_policy = Some("/p.json".into());
+        cfg.registries_d = Some("/r.d".into());
+        cfg.skopeo = Some(SkopeoCommand::new("/opt/skopeo"));
+        let cmd = cfg.skopeo_command();
+        assert_eq!(cmd.program, Path::new("/opt/skopeo"));
+        assert_eq!(cmd.args, ["--policy", "/p.json", "--registries.d", "/r.d"]);
     }
 
     #[test]

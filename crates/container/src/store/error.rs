@@ -140,6 +140,9 @@ pub enum StoreError {
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Interrupted by the caller's flag.
     #[error("{image}: interrupted")]
     Interrupted {
@@ -170,6 +173,8 @@ pub enum ErrorKind {
     Io,
     /// Interrupted.
     Interrupted,
+    /// A broken invariant of ours (a bug, not bad input): please report it.
+    Internal,
     /// Bad arguments or configuration.
     Usage,
 }
@@ -217,6 +222,7 @@ impl StoreError {
             StoreError::ImageNotFound { .. } => ErrorKind::NotFound,
             StoreError::BadState { .. } | StoreError::BadImage { .. } => ErrorKind::Corrupt,
             StoreError::Interrupted { .. } => ErrorKind::Interrupted,
+            StoreError::Internal(_) => ErrorKind::Internal,
         }
     }
 }
@@ -227,6 +233,7 @@ fn tar_kind(e: &TarError) -> ErrorKind {
         K::NoSpace => ErrorKind::NoSpace,
         K::Io => ErrorKind::Io,
         K::Interrupted => ErrorKind::Interrupted,
+        K::Internal => ErrorKind::Internal,
         K::NotFound => ErrorKind::NotFound,
         K::Usage => ErrorKind::Usage,
         K::Unsupported => ErrorKind::Unsupported,
@@ -242,6 +249,7 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         K::Unsupported => ErrorKind::Unsupported,
         K::NoSpace => ErrorKind::NoSpace,
         K::Interrupted => ErrorKind::Interrupted,
+        K::Internal => ErrorKind::Internal,
         K::Usage | K::Locked => ErrorKind::Usage,
         _ => ErrorKind::Io,
     }
@@ -250,5 +258,39 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
 impl From<FetchError> for StoreError {
     fn from(e: FetchError) -> Self {
         StoreError::Fetch(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Broken invariants and dead threads are Internal, whichever crate reports them; never
+    /// Usage (the user did nothing wrong) nor Interrupted (nobody cancelled).
+    #[test]
+    fn internal_failures_are_their_own_kind() {
+        assert_eq!(StoreError::Internal("x".into()).kind(), ErrorKind::Internal);
+        let repo = StoreError::Repo {
+            image: "i".into(),
+            source: Box::new(RepoError::Internal("syncfs thread panicked".into())),
+        };
+        assert_eq!(repo.kind(), ErrorKind::Internal);
+        let tar = StoreError::Import {
+            image: "i".into(),
+            layer: "l".into(),
+            source: Box::new(TarError::Internal(
+                "a writer thread of the layer failed".into(),
+            )),
+        };
+        assert_eq!(tar.kind(), ErrorKind::Internal);
+        let nested = StoreError::Import {
+            image: "i".into(),
+            layer: "l".into(),
+            source: Box::new(TarError::Repo {
+                at: ostree_tar::Location::layer("l"),
+                source: Box::new(RepoError::Internal("tree not loaded".into())),
+            }),
+        };
+        assert_eq!(nested.kind(), ErrorKind::Internal);
     }
 }

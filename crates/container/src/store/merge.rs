@@ -160,13 +160,18 @@ fn autocreated_dirs(
     Ok(out)
 }
 
+/// Changes the composed tree before it is written (the SELinux relabel).
+pub type TreeHook<'a> = &'a dyn Fn(&Transaction<'_>, &mut MutableTree) -> Result<(), RepoError>;
+
 /// Composes and writes the merge commit: parent = `base` (if any), tree = base root with every
-/// layer commit of `layers` applied in order. Deterministic: same inputs, same checksum.
+/// layer commit of `layers` applied in order, then `hook` (if any). Deterministic: same inputs,
+/// same checksum.
 pub fn write_merge_commit(
     txn: &Transaction<'_>,
     base: Option<Checksum>,
     layers: &[Checksum],
     meta: &MergeMeta,
+    hook: Option<TreeHook<'_>>,
 ) -> Result<Checksum, RepoError> {
     let mut root = match base {
         Some(b) => MutableTree::from_commit(txn, &b)?,
@@ -185,6 +190,9 @@ pub fn write_merge_commit(
     }
     if !layers.is_empty() {
         drop_injected_empty_files(txn, &mut root)?;
+    }
+    if let Some(h) = hook {
+        h(txn, &mut root)?;
     }
     let (tree, dirmeta) = root.write(txn)?;
     let mut md = MetaDict::default();

@@ -15,8 +15,10 @@ pub mod gc;
 pub mod merge;
 mod pipeline;
 pub mod refs;
+mod selinux;
 pub mod state;
 mod time;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -33,6 +35,7 @@ pub use self::state::{
 };
 pub use ostree_tar::VarRule;
 
+use self::verify::RemoteVerifier;
 use crate::fetch::{FetchConfig, ImageFetcher, LayerProgress};
 use crate::imgref::{OstreeImageReference, SignatureSource};
 use crate::unencapsulate::layout::{LayoutError, OstreeLayout, parse_layout};
@@ -116,6 +119,9 @@ pub struct PullOptions {
     /// Where `ostree-remote-*` verification finds system remotes and keys (default: libostree's
     /// locations, `/etc/ostree/remotes.d`, `/usr/share/ostree/trusted.gpg.d`, ...).
     pub signature_paths: Option<ostree_sign::SystemPaths>,
+    /// Label derived layers with the SELinux policy of this commit (a revision) when the image
+    /// has no ostree base (the reference's `set_sepolicy_commit`, e.g. the booted deployment).
+    pub sepolicy_commit: Option<String>,
     pub(crate) mode: PullMode,
 }
 
@@ -138,6 +144,7 @@ impl Default for PullOptions {
             allow_non_usr: false,
             disable_gc: false,
             network_retries: 3,
+            sepolicy_commit: None,
             retry_backoff: std::time::Duration::from_secs(1),
             signature_paths: None,
             mode: PullMode::Image,
@@ -310,41 +317,6 @@ fn repo_err(image: &str) -> impl Fn(ostree_repo::RepoError) -> StoreError + '_ {
     }
 }
 
-/// How the ostree commit of a pull is verified (`ostree-remote-*`).
-#[derive(Debug)]
-pub(crate) struct RemoteVerifier {
-    pub(crate) remote: String,
-    pub(crate) config: ostree_sign::RemoteConfig,
-}
-
-impl RemoteVerifier {
-    /// Verifies `commit` as `view` holds it (bytes of the commit and its detached metadata).
-    pub(crate) fn verify(
-        &self,
-        image: &str,
-        load: impl Fn(&ostree_repo::format::ObjectName) -> Result<Vec<u8>, ostree_repo::RepoError>,
-        commit: &Checksum,
-    ) -> Result<ostree_sign::Verified, StoreError> {
-        use ostree_repo::format::{ObjectName, ObjectType};
-        let rerr = repo_err(image);
-        let commit_bytes = load(&ObjectName::new(*commit, ObjectType::Commit)).map_err(&rerr)?;
-        let meta = match load(&ObjectName::new(*commit, ObjectType::CommitMeta)) {
-            Ok(b) => Some(b),
-            Err(ostree_repo::RepoError::ObjectNotFound(_)) => None,
-            Err(e) => return Err(rerr(e)),
-        };
-        let v = ostree_sign::verify_commit(&self.config, &commit_bytes, meta.as_deref()).map_err(
-            |source| StoreError::Signature {
-                image: image.to_string(),
-                remote: self.remote.clone(),
-                source: Box::new(source),
-            },
-        )?;
-        tracing::info!(%image, commit = %commit, signature = %v.describe(), "commit signature verified");
-        Ok(v)
-    }
-}
-
 /// Checks that can refuse an image before or right after skopeo starts; for `ostree-remote-*`
 /// the remote's verification configuration.
 fn check_signature_source(
@@ -365,10 +337,10 @@ fn check_signature_source(
                         source: Box::new(source),
                     }
                 })?;
-            Ok(Some(std::sync::Arc::new(RemoteVerifier {
-                remote: remote.clone(),
+            Ok(Some(std::sync::Arc::new(RemoteVerifier::new(
+                remote.clone(),
                 config,
-            })))
+            ))))
         }
         SignatureSource::ContainerPolicy => {
             // --insecure-policy would make skopeo skip the very policy checked here.
@@ -708,7 +680,7 @@ where
         std::thread::scope(|s| {
             s.spawn(|| build().map(|rt| rt.block_on(fut)))
                 .join()
-                .map_err(|_| StoreError::Runtime(std::io::Error::other("pull thread panicked")))?
+                .map_err(|_| StoreError::Internal("pull thread panicked".into()))?
         })
     } else {
         Ok(build()?.block_on(fut))

@@ -75,6 +75,8 @@ struct Work {
     /// `ostree-remote-*`: the commit must verify before anything is published, so every layer
     /// goes into the one transaction.
     verifier: Option<Arc<super::RemoteVerifier>>,
+    /// `PullOptions::sepolicy_commit`, resolved.
+    sepolicy_commit: Option<Checksum>,
 }
 
 /// What the importer published.
@@ -103,6 +105,8 @@ enum ImporterFailure {
     /// The fetch failed; its error is the caller's to report.
     FetchFailed,
     Other(StoreError),
+    /// The commit's signature was refused when its layer arrived.
+    Refused(StoreError),
 }
 
 fn created_timestamp(p: &PreparedImport) -> u64 {
@@ -176,7 +180,15 @@ pub(super) async fn run(
             *slot = Some(Arc::clone(&pl.progress));
         }
     }
+    let sepolicy_commit = match &opts.sepolicy_commit {
+        Some(rev) => Some(repo.resolve_rev(rev).map_err(|source| StoreError::Repo {
+            image: image.clone(),
+            source: Box::new(source),
+        })?),
+        None => None,
+    };
     let work = Work {
+        sepolicy_commit,
         progress_of,
         verifier: p.verifier.clone(),
         repo_path: repo.path().to_path_buf(),
@@ -214,16 +226,24 @@ pub(super) async fn run(
             imported.map_err(|()| ConsumerError::Rejected(index))
         }
     };
-    let fetched = p.fetcher.fetch_layers(&requests, consumer).await;
+    // Signed images: the commit layer alone first, verified before the chunks are fetched.
+    let commit_first = p.verifier.is_some()
+        && p.layers
+            .first()
+            .is_some_and(|l| l.present.is_none() && l.role == LayerRole::Commit);
+    let fetched =
+        super::verify::fetch_commit_layer_first(&p.fetcher, &requests, commit_first, consumer)
+            .await;
     let _ = tx.send(Msg::Done(fetched.is_ok()));
     drop(tx);
     let published = worker
         .await
-        .map_err(|_| StoreError::Runtime(std::io::Error::other("importer thread panicked")))?;
+        .map_err(|_| StoreError::Internal("importer thread panicked".into()))?;
     if interrupt.load(Ordering::Relaxed) {
         return Err(StoreError::Interrupted { image });
     }
     let published = match (fetched, published) {
+        (_, Err(ImporterFailure::Refused(e))) => return Err(e),
         (Ok(_), Ok(pb)) => pb,
         (Err(e), Err(ImporterFailure::Layer(index, source)))
             if e.kind() == FetchErrorKind::Consumer =>
@@ -236,9 +256,9 @@ pub(super) async fn run(
         }
         (Ok(_), Err(ImporterFailure::Other(e))) => return Err(e),
         (Ok(_), Err(ImporterFailure::FetchFailed)) => {
-            return Err(StoreError::Runtime(std::io::Error::other(
-                "internal: importer saw a failed fetch that succeeded",
-            )));
+            return Err(StoreError::Internal(
+                "importer saw a failed fetch that succeeded".into(),
+            ));
         }
     };
     p.fetcher.finish().await?;
@@ -323,9 +343,7 @@ impl LayerCtx<'_, '_, '_, '_> {
         } = job;
         let Some(layer) = self.work.layers.get(index) else {
             let _ = done.send(Err(()));
-            return Err(TarError::InvalidArgument(format!(
-                "internal: no layer {index}"
-            )));
+            return Err(TarError::Internal(format!("no layer {index}")));
         };
         let digest = Some(layer.digest.as_str());
         let repo_err = |source| TarError::Repo {
@@ -337,7 +355,8 @@ impl LayerCtx<'_, '_, '_, '_> {
             LayerRole::Commit => (
                 self.session
                     .import_commit_layer(&mut reader, digest)
-                    .map(|_| LayerDone::Ostree { legacy: false }),
+                    .and_then(|c| self.verify_commit(c))
+                    .map(|()| LayerDone::Ostree { legacy: false }),
                 None,
             ),
             // Signed images: nothing is published before the commit is verified.
@@ -434,6 +453,17 @@ impl LayerCtx<'_, '_, '_, '_> {
             &self.work.oci,
             Some(&self.work.interrupt),
         )
+    }
+
+    /// `ostree-remote-*`: verifies the commit its layer just imported; a refusal fails the layer
+    /// (stopping the fetch) and is reported by the importer.
+    fn verify_commit(&self, commit: Checksum) -> Result<(), TarError> {
+        match &self.work.verifier {
+            Some(v) if !v.verify_commit_layer(&self.work.image, self.txn, &commit) => Err(
+                TarError::InvalidArgument(format!("commit {commit}: signature refused")),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Waits until skopeo has verified layer `index` (digest, size; and our diff_id check).
@@ -536,6 +566,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             }
         }
     }
+    if let Some(e) = work.verifier.as_ref().and_then(|v| v.take_refusal()) {
+        return Err(ImporterFailure::Refused(e));
+    }
     if let Some((index, e)) = failure {
         return Err(ImporterFailure::Layer(index, Box::new(e)));
     }
@@ -550,7 +583,9 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         })
     };
     let base = work.layout.as_ref().map(|l| l.commit);
-    if let (Some(v), Some(b)) = (&work.verifier, base) {
+    if let (Some(v), Some(b)) = (&work.verifier, base)
+        && !v.verified_early()
+    {
         v.verify(&work.image, |n| txn.load_metadata_bytes(n), &b)
             .map_err(other)?;
     }
@@ -596,6 +631,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             txn.set_ref(&l.ref_name, Some(c)).map_err(repo_err)?;
         }
     }
+    let policy = super::selinux::layer_policy(&txn, base, work.sepolicy_commit)
+        .map_err(|e| repo_err(super::selinux::selinux_to_repo(e)))?;
     let mut filtered = Vec::new();
     let mut layer_commits = Vec::new();
     for l in work.layers.iter().filter(|l| l.role == LayerRole::Derived) {
@@ -603,10 +640,10 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
             (Some(c), _) => *c,
             (None, Some(o)) => o.commit,
             (None, None) => {
-                return Err(other(StoreError::Runtime(std::io::Error::other(format!(
-                    "internal: derived layer {} was neither present nor imported",
+                return Err(other(StoreError::Internal(format!(
+                    "derived layer {} was neither present nor imported",
                     l.digest
-                )))));
+                ))));
             }
         };
         // From the layer commit, so that a layer imported by an earlier (interrupted) pull is
@@ -615,14 +652,35 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
         if !counts.is_empty() {
             filtered.push((l.digest.clone(), counts));
         }
+        let commit = match &policy {
+            Some(p) => {
+                let labelled = super::selinux::label_layer(&txn, &commit, p).map_err(repo_err)?;
+                if labelled != commit {
+                    txn.set_ref(&l.ref_name, Some(labelled)).map_err(repo_err)?;
+                }
+                labelled
+            }
+            None => commit,
+        };
         layer_commits.push(commit);
     }
     let merge_commit = match (&work.mode, &work.image_ref) {
         (PullMode::Image, Some(image_ref)) => {
             let mut meta = work.merge.clone();
             meta.filtered = filtered.iter().cloned().collect();
+            let layers_policy = policy.as_ref().and_then(|p| p.id());
+            let relabel = |t: &ostree_repo::Transaction<'_>,
+                           root: &mut ostree_repo::MutableTree| {
+                super::selinux::relabel_merge(t, root, layers_policy)
+            };
+            let hook: Option<super::merge::TreeHook<'_>> = if layer_commits.is_empty() {
+                None
+            } else {
+                Some(&relabel)
+            };
             let started = std::time::Instant::now();
-            let m = write_merge_commit(&txn, base, &layer_commits, &meta).map_err(repo_err)?;
+            let m =
+                write_merge_commit(&txn, base, &layer_commits, &meta, hook).map_err(repo_err)?;
             tracing::debug!(commit = %m, elapsed = ?started.elapsed(), "merge commit written");
             // Composed from the complete base and layer commits: no second walk of the base.
             txn.assume_complete_by_construction(&m);

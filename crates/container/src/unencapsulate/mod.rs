@@ -114,12 +114,9 @@ pub async fn unencapsulate_async(
         write_ref: opts.write_ref.clone(),
     };
     let (out, _) = store::pull(repo, imgref, p).await?;
-    let commit = out
-        .base_commit
-        .ok_or_else(|| UnencapsulateError::BadImage {
-            image: imgref.to_string(),
-            reason: "internal: an ostree import without a commit".into(),
-        })?;
+    let commit = out.base_commit.ok_or_else(|| {
+        UnencapsulateError::Internal(format!("{imgref}: an ostree import without a commit"))
+    })?;
     if out.already_present
         && let Some(r) = &opts.write_ref
     {

@@ -14,7 +14,9 @@ mod podman_accepts;
 mod protocol;
 mod pulls;
 mod signed;
+mod signed_registry;
 mod store_podman;
+mod store_selinux;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,9 @@ mod common;
 mod derived;
 mod faults;
 mod lifecycle;
+mod selinux;
 mod signed;
+mod signed_cases;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;

@@ -17,7 +17,7 @@ use test_support::ostree_cli::OstreeCli;
 use crate::common::anon;
 use crate::{mkdir, put, scratch};
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -28,7 +28,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// A fresh GnuPG home with one RSA-3072 signing key; returns (home, fingerprint, armored key).
-fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
+pub(crate) fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
     let home = dir.join(format!("gnupg-{name}"));
     std::fs::create_dir_all(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();

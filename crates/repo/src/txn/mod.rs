@@ -331,7 +331,7 @@ impl<'r> Transaction<'r> {
             let synced = match sync.map(|h| h.join()) {
                 None | Some(Ok(Ok(()))) => Ok(()),
                 Some(Ok(Err(e))) => Err(e),
-                Some(Err(_)) => Err(RepoError::InvalidArgument("syncfs thread panicked".into())),
+                Some(Err(_)) => Err(RepoError::Internal("syncfs thread panicked".into())),
             };
             (synced, proven)
         });

@@ -208,7 +208,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                 return Err(TarError::Interrupted);
             }
             if self.pool.as_ref().is_some_and(|p| p.failed()) {
-                return Err(TarError::Interrupted);
+                return Err(worker_failed());
             }
             let mut at = self.at_layer();
             at.entry = Some(tr.headers);
@@ -665,7 +665,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     };
                     if !pool.dispatch(job) {
                         // A worker failed; the caller reports its error.
-                        return Err(TarError::Interrupted);
+                        return Err(worker_failed());
                     }
                     return Ok(());
                 }
@@ -698,7 +698,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                         payload: Payload::Symlink(target.to_string()),
                     };
                     if !pool.dispatch(job) {
-                        return Err(TarError::Interrupted);
+                        return Err(worker_failed());
                     }
                     return Ok(());
                 }
@@ -717,4 +717,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
         }
         Ok(())
     }
+}
+
+/// The placeholder the parser stops with when a writer thread failed: the caller reports that
+/// thread's error instead; only a thread that died without one (a panic) leaves this standing.
+fn worker_failed() -> TarError {
+    TarError::Internal("a writer thread of the layer failed".into())
 }

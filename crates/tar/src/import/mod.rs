@@ -26,7 +26,7 @@ use crate::error::{Location, Result, TarError};
 use entry::{LayerImporter, LayerKind, LayerResult};
 pub use oci::{
     AUTOCREATED_DIRS_KEY, FILTERED_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions,
-    OciLayerOutcome, VarRule, import_oci_layer,
+    OciLayerOutcome, SELINUX_POLICY_KEY, VarRule, import_oci_layer,
 };
 pub use validate::{EMPTY_DIRTREE, ImportLimits};
 
@@ -170,9 +170,9 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                 self.state().commit = Some((c, layer_digest.map(str::to_string)));
                 Ok(c)
             }
-            LayerResult::Chunk(..) => Err(TarError::InvalidArgument(
-                "internal: commit layer produced a chunk".into(),
-            )),
+            LayerResult::Chunk(..) => {
+                Err(TarError::Internal("commit layer produced a chunk".into()))
+            }
         }
     }
 
@@ -191,9 +191,9 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                 self.state().chunks.push((outcome.clone(), objects));
                 Ok(outcome)
             }
-            LayerResult::Commit(_) => Err(TarError::InvalidArgument(
-                "internal: chunk layer produced a commit".into(),
-            )),
+            LayerResult::Commit(_) => {
+                Err(TarError::Internal("chunk layer produced a commit".into()))
+            }
         }
     }
 

@@ -52,6 +52,7 @@
 use super::entry::{invalid, is_regular, read_err, repo as repo_err};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ostree_repo::format::gvariant::{Type, Value};
@@ -60,7 +61,8 @@ use ostree_repo::format::{
     validate_filename,
 };
 use ostree_repo::{
-    CommitSpec, ContentSource, MtreeEntry, MutableTree, RepoMode, Transaction, default_dirmeta,
+    CommitSpec, ContentSource, Labeler, MtreeEntry, MutableTree, RepoMode, Transaction,
+    default_dirmeta,
 };
 
 use super::reader::{EntryHeader, TarReader};
@@ -80,6 +82,10 @@ pub const IMPORTER_VERSION_KEY: &str = "ostree.importer.version";
 /// only when something was dropped), so that a merge can report them for a layer imported by an
 /// earlier (interrupted) pull exactly as for one fetched now.
 pub const FILTERED_KEY: &str = "ostree-container.tar-filtered";
+
+/// Commit metadata key (`s`) naming the labelling ([`Labeler::id`]) the layer's entries got
+/// from [`OciLayerOptions::labeler`]; absent when unlabelled.
+pub const SELINUX_POLICY_KEY: &str = "ostree-container.selinux-policy";
 
 /// The value of [`IMPORTER_VERSION_KEY`] in layer commits.
 pub const IMPORTER_VERSION: &str = concat!("ostree-container ", env!("CARGO_PKG_VERSION"));
@@ -111,6 +117,9 @@ pub struct OciLayerOptions {
     /// Bounds: path length (`max_path`), tar headers (`max_entries`), xattrs per entry
     /// (`max_xattrs`).
     pub limits: ImportLimits,
+    /// Labels every entry (SELinux) before its object is written, by its path in the commit
+    /// (`/usr/etc/…` for `etc/…`), as `ostree commit --selinux-policy` labels a tar.
+    pub labeler: Option<Arc<dyn Labeler>>,
 }
 
 impl OciLayerOptions {
@@ -153,6 +162,22 @@ struct Importer<'a, 'r> {
     entries: u64,
     canonical: bool,
     keep_xattrs: bool,
+}
+
+/// `meta` labelled by `opts.labeler` (if any) for the entry at (remapped) `dest`.
+fn labelled(
+    opts: &OciLayerOptions,
+    mode: RepoMode,
+    dest: &str,
+    mut meta: FileMeta,
+    at: &Location,
+) -> Result<FileMeta> {
+    if let Some(l) = &opts.labeler {
+        let path = format!("/{dest}");
+        ostree_repo::label::label_meta(l.as_ref(), mode, &path, &mut meta)
+            .map_err(|e| repo_err(at)(e.into()))?;
+    }
+    Ok(meta)
 }
 
 /// Strips leading `/` and `./`, normalises `//` and `.`; `..` is an error.
@@ -269,10 +294,17 @@ impl Importer<'_, '_> {
         Ok(meta)
     }
 
+    /// `meta` labelled for the entry at (remapped) `dest` when a labeler is set.
+    fn labelled(&self, dest: &str, meta: FileMeta, at: &Location) -> Result<FileMeta> {
+        labelled(self.opts, self.txn.repo().mode(), dest, meta, at)
+    }
+
     /// The directory that will hold `parent/…`, creating missing directories (recorded as
     /// autocreated).
     fn parent_dir(&mut self, parent: &str, at: &Location) -> Result<&mut MutableTree> {
         let txn = self.txn;
+        let opts = self.opts;
+        let mode = txn.repo().mode();
         let mut cur = &mut self.root;
         let mut so_far = String::new();
         for c in parent.split('/').filter(|c| !c.is_empty()) {
@@ -280,10 +312,15 @@ impl Importer<'_, '_> {
                 so_far.push('/');
             }
             so_far.push_str(c);
+            let fresh = if cur.entries(txn).map_err(repo_err(at))?.contains_key(c) {
+                None
+            } else {
+                Some(labelled(opts, mode, &so_far, default_dirmeta(), at)?)
+            };
             let entries = cur.entries_mut(txn).map_err(repo_err(at))?;
             let e = entries.entry(c.to_string()).or_insert_with(|| {
                 self.autocreated.insert(so_far.clone());
-                MtreeEntry::Dir(MutableTree::new(default_dirmeta()))
+                MtreeEntry::Dir(MutableTree::new(fresh.unwrap_or_else(default_dirmeta)))
             });
             match e {
                 MtreeEntry::Dir(d) => cur = d,
@@ -355,13 +392,18 @@ impl Importer<'_, '_> {
         *n = n.saturating_add(1);
     }
 
+    /// Writes a regular file; labelled for `dest` if given (not for dropped entries).
     fn write_regular<R: Read>(
         &self,
         tr: &mut TarReader<R>,
         h: &EntryHeader,
+        dest: Option<&str>,
         at: &Location,
     ) -> Result<Checksum> {
-        let meta = self.meta(h, S_IFREG, at)?;
+        let mut meta = self.meta(h, S_IFREG, at)?;
+        if let Some(d) = dest {
+            meta = self.labelled(d, meta, at)?;
+        }
         let mut data = tr.data();
         self.txn
             .write_content(
@@ -418,7 +460,7 @@ impl Importer<'_, '_> {
             Route::Keep(p) => p,
             Route::Drop(top) => {
                 if is_regular(h.typeflag) && !is_whiteout && path.starts_with(OBJECTS_PREFIX) {
-                    let c = self.write_regular(tr, h, at)?;
+                    let c = self.write_regular(tr, h, None, at)?;
                     self.sysroot_objects.insert(path, c);
                 }
                 self.count_dropped(top);
@@ -443,7 +485,7 @@ impl Importer<'_, '_> {
             });
         }
         if is_whiteout {
-            let meta = self.meta(h, S_IFREG, at)?;
+            let meta = self.labelled(&dest, self.meta(h, S_IFREG, at)?, at)?;
             let c = self
                 .txn
                 .write_content(None, &meta, ContentSource::Bytes(&[]))
@@ -452,14 +494,14 @@ impl Importer<'_, '_> {
         }
         match h.typeflag {
             b'5' => {
-                let meta = self.meta(h, S_IFDIR, at)?;
+                let meta = self.labelled(&dest, self.meta(h, S_IFDIR, at)?, at)?;
                 self.put_dir(&dest, meta, at)
             }
             t if is_regular(t) => {
                 if dest.is_empty() {
                     return Err(invalid(at, "the root entry must be a directory"));
                 }
-                let c = self.write_regular(tr, h, at)?;
+                let c = self.write_regular(tr, h, Some(&dest), at)?;
                 self.put_file(&dest, c, at)
             }
             b'2' => {
@@ -471,7 +513,7 @@ impl Importer<'_, '_> {
                 if dest.is_empty() {
                     return Err(invalid(at, "the root entry must be a directory"));
                 }
-                let meta = self.meta(h, S_IFLNK, at)?;
+                let meta = self.labelled(&dest, self.meta(h, S_IFLNK, at)?, at)?;
                 let c = self
                     .txn
                     .write_content(None, &meta, ContentSource::Symlink { target })
@@ -541,6 +583,9 @@ impl Importer<'_, '_> {
                 Value::Array(Type::Str, dirs),
             ));
         }
+        if let Some(l) = &self.opts.labeler {
+            metadata.push((SELINUX_POLICY_KEY.to_string(), Value::Str(l.id())));
+        }
         if !self.filtered.is_empty() {
             let entry_ty = Type::DictEntry(Box::new(Type::Str), Box::new(Type::U32));
             let counts = self
@@ -599,6 +644,8 @@ pub fn import_oci_layer(
         canonical: mode == RepoMode::BareUserOnly,
         keep_xattrs: !txn.repo().config().disable_xattrs,
     };
+    let root_meta = imp.labelled("", default_dirmeta(), &imp.at_layer())?;
+    imp.root.set_meta(root_meta);
     imp.run(reader, interrupt)?;
     imp.commit()
 }
