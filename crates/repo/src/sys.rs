@@ -259,3 +259,27 @@ pub fn random_suffix(n: usize) -> String {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Whether the filesystem's reserved blocks are ours to write: the kernel (ext4's
+/// `ext4_has_free_clusters`, likewise ext2/3) lets only `CAP_SYS_RESOURCE` (or the filesystem's
+/// resuid/resgid, which statvfs does not tell) use them. libostree assumes uid 0 may (it counts
+/// `f_bfree` for root); a root without that capability — a container — would then budget
+/// blocks it can never get (here 200 GiB counted where 39 GiB were writable), so we count
+/// `f_bfree` only with the capability and `f_bavail` otherwise.
+/// The kernel checks the capability in the initial user namespace, so one held inside a user
+/// namespace of a container does not count.
+pub fn may_use_reserved_blocks() -> bool {
+    let capable = rustix::thread::capabilities(None).is_ok_and(|c| {
+        c.effective
+            .contains(rustix::thread::CapabilitySet::SYS_RESOURCE)
+    });
+    capable && in_initial_user_namespace()
+}
+
+/// Whether `/proc/self/uid_map` is the identity map of all uids (the initial user namespace).
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f == ["0", "0", "4294967295"]
+    })
+}

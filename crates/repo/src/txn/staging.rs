@@ -123,7 +123,7 @@ impl Repo {
     pub(super) fn compute_budget(&self) -> Result<Option<Budget>> {
         let st = rustix::fs::fstatvfs(&self.objects).io("statvfs", self.path.join("objects"))?;
         let bsize = st.f_frsize.max(1);
-        let free = if sys::is_root() {
+        let free = if sys::may_use_reserved_blocks() {
             st.f_bfree
         } else {
             st.f_bavail
