@@ -255,11 +255,6 @@ pub fn random_suffix(n: usize) -> String {
         .collect()
 }
 
-/// Whether the process runs as root (free-space accounting and ownership depend on it).
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Whether the filesystem's reserved blocks are ours to write: the kernel (ext4's
 /// `ext4_has_free_clusters`, likewise ext2/3) lets only `CAP_SYS_RESOURCE` (or the filesystem's
 /// resuid/resgid, which statvfs does not tell) use them. libostree assumes uid 0 may (it counts
