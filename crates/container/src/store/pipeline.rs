@@ -77,6 +77,9 @@ struct Work {
     verifier: Option<Arc<super::RemoteVerifier>>,
     /// `PullOptions::sepolicy_commit`, resolved.
     sepolicy_commit: Option<Checksum>,
+    /// One ceiling on cached xattr sets for every session of the pull (the pull's own and each
+    /// chunk layer's), which import concurrently.
+    xattr_budget: Arc<ostree_tar::MemoryBudget>,
 }
 
 /// What the importer published.
@@ -202,6 +205,9 @@ pub(super) async fn run(
         oci,
         interrupt: Arc::clone(&interrupt),
         progress: opts.progress.clone(),
+        xattr_budget: Arc::new(ostree_tar::MemoryBudget::new(
+            ostree_tar::ImportLimits::default().max_xattrs_cache,
+        )),
     };
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -429,7 +435,8 @@ impl LayerCtx<'_, '_, '_, '_> {
                 // in a resumed pull where the commit object is already present). The commit's
                 // completeness check at the end decides; extra verified objects are garbage that
                 // prune removes.
-                let o = ImportOptions::default();
+                let mut o = ImportOptions::default();
+                o.xattr_budget = Some(Arc::clone(&self.work.xattr_budget));
                 let s = ImportSession::with_options(txn, o).with_interrupt(&self.work.interrupt);
                 s.import_chunk_layer(reader, Some(&layer.digest))?;
                 let o = s.finish()?;
@@ -497,6 +504,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     let repo = Repo::open(&work.repo_path).map_err(repo_err)?;
     let txn = repo.begin_transaction().map_err(repo_err)?;
     let mut import_opts = ImportOptions::default();
+    import_opts.xattr_budget = Some(Arc::clone(&work.xattr_budget));
     import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
     // Verified before publication (ostree-remote-*): its signatures are the authority.
     import_opts.replace_detached_metadata = work.verifier.is_some();

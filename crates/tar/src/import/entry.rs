@@ -253,9 +253,10 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
     }
 
     /// Writes the synthetic object-set commit (spec §7).
-    fn finish_chunk(self, at: &Location) -> Result<LayerResult> {
+    fn finish_chunk(mut self, at: &Location) -> Result<LayerResult> {
         let txn = self.session.txn;
-        let mut objects: Vec<Checksum> = self.seen_content.into_iter().collect();
+        let mut objects: Vec<Checksum> =
+            std::mem::take(&mut self.seen_content).into_iter().collect();
         objects.sort();
         let tree = DirTree {
             files: objects
@@ -294,7 +295,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             .map_err(repo(at))?;
         Ok(LayerResult::Chunk(
             ChunkOutcome {
-                digest: self.digest,
+                digest: self.digest.take(),
                 synthetic_commit,
                 objects: objects.len(),
             },
@@ -723,4 +724,13 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
 /// thread's error instead; only a thread that died without one (a panic) leaves this standing.
 fn worker_failed() -> TarError {
     TarError::Internal("a writer thread of the layer failed".into())
+}
+
+impl Drop for LayerImporter<'_, '_, '_, '_> {
+    /// The layer's cached xattr sets go with it: their bytes return to the shared budget.
+    fn drop(&mut self) {
+        if self.cache_bytes > 0 {
+            self.session.xattr_budget().release(self.cache_bytes);
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub use oci::{
     OciLayerOutcome, SELINUX_POLICY_KEY, VarRule, import_oci_layer,
 };
 pub use validate::{EMPTY_DIRTREE, ImportLimits};
+pub use xattrs::MemoryBudget;
 
 /// Import settings.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,10 @@ pub struct ImportOptions {
     /// only stored for a commit that has none, so that an unverified image cannot replace
     /// valid signatures.
     pub replace_detached_metadata: bool,
+    /// The ceiling on cached xattr sets shared with other sessions (the store gives one to
+    /// all sessions of a pull); `None`: a budget of `limits.max_xattrs_cache` for this session,
+    /// shared by its layers.
+    pub xattr_budget: Option<std::sync::Arc<MemoryBudget>>,
 }
 
 /// A chunk layer's result.
@@ -113,7 +118,12 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
     }
 
     /// A session with options.
-    pub fn with_options(txn: &'t Transaction<'r>, options: ImportOptions) -> Self {
+    pub fn with_options(txn: &'t Transaction<'r>, mut options: ImportOptions) -> Self {
+        if options.xattr_budget.is_none() {
+            options.xattr_budget = Some(std::sync::Arc::new(MemoryBudget::new(
+                options.limits.max_xattrs_cache,
+            )));
+        }
         ImportSession {
             txn,
             options,
@@ -195,6 +205,13 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                 Err(TarError::Internal("chunk layer produced a commit".into()))
             }
         }
+    }
+
+    /// The xattr-cache budget (always set by [`Self::with_options`]).
+    pub(super) fn xattr_budget(&self) -> std::sync::Arc<MemoryBudget> {
+        self.options.xattr_budget.clone().unwrap_or_else(|| {
+            std::sync::Arc::new(MemoryBudget::new(self.options.limits.max_xattrs_cache))
+        })
     }
 
     /// Records that a layer used v0 entries.

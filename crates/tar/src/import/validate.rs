@@ -22,7 +22,7 @@ pub struct ImportLimits {
     pub max_entries: u64,
     /// Most metadata bytes per layer (all dirtrees, dirmetas, commit, commitmeta).
     pub max_metadata_total: u64,
-    /// Most bytes of distinct xattr sets held in memory per layer.
+    /// Most bytes of distinct xattr sets held in memory at once by all layers of an import.
     pub max_xattrs_cache: u64,
 }
 

@@ -69,16 +69,16 @@ impl LayerImporter<'_, '_, '_, '_> {
             .iter()
             .map(|(n, v)| (n.len() + v.len()) as u64 + 16)
             .sum();
-        self.cache_bytes += size;
-        let limit = self.session.options.limits.max_xattrs_cache;
-        if self.cache_bytes > limit {
+        let budget = self.session.xattr_budget();
+        if let Err(used) = budget.charge(size) {
             return Err(TarError::TooLarge {
                 at: at.clone(),
-                what: "distinct xattr sets in one layer",
-                size: self.cache_bytes,
-                limit,
+                what: "distinct xattr sets held at once by the layers of an import",
+                size: used,
+                limit: budget.limit(),
             });
         }
+        self.cache_bytes += size;
         self.xattrs_cache.insert(xc, x);
         Ok(())
     }
@@ -122,5 +122,63 @@ impl LayerImporter<'_, '_, '_, '_> {
         self.legacy = true;
         let x = self.read_xattrs(tr, h, Some(xc), at)?;
         self.cache(xc, x, at)
+    }
+}
+
+/// A memory ceiling shared by every layer of one import (and, through
+/// [`super::ImportOptions::xattr_budget`], by the sessions of one pull): layers are imported
+/// concurrently, one per core, so a per-layer cap would multiply with the core count.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        MemoryBudget {
+            limit,
+            used: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The ceiling.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes taken now.
+    pub fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Takes `n` bytes; `Err(total that would be used)` (nothing taken) past the limit.
+    pub fn charge(&self, n: u64) -> std::result::Result<(), u64> {
+        use std::sync::atomic::Ordering;
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = cur.saturating_add(n);
+            if next > self.limit {
+                return Err(next);
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    /// Gives `n` bytes back.
+    pub fn release(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 }

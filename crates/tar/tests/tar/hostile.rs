@@ -394,3 +394,100 @@ fn unverified_import_keeps_existing_detached_metadata() {
     assert_eq!(stored(&fresh), evil_meta);
     fsck_ok(fresh.path());
 }
+
+/// A chunk layer of `n` distinct xattr sets of about `size` bytes each (`.file-xattrs`
+/// entries only), distinguished by `tag`.
+fn xattr_sets_layer(tag: u8, n: usize, size: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for i in 0..n {
+        let x = Xattrs::canonical([(b"user.big".to_vec(), vec![tag.wrapping_add(i as u8); size])]);
+        let bytes = x.to_bytes();
+        let c = Checksum::digest(&bytes).to_hex();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        let path = format!(
+            "sysroot/ostree/repo/objects/{}/{}.file-xattrs",
+            &c[..2],
+            &c[2..]
+        );
+        b.append_data(&mut h, path, &bytes[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Yields `first`, then blocks until `go` fires, then yields `rest`.
+struct Paused {
+    first: std::io::Cursor<Vec<u8>>,
+    rest: std::io::Cursor<Vec<u8>>,
+    go: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl std::io::Read for Paused {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.first.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        if let Some(go) = self.go.take() {
+            let _ = go.recv();
+        }
+        self.rest.read(buf)
+    }
+}
+
+/// Issue 15 item 10: the ceiling on cached xattr sets is shared by the layers of an import (and
+/// by sessions given the same budget, as the store does for a pull), not one per layer: two
+/// layers that each fit are refused together while both hold their sets, and the budget comes
+/// back when a layer is done.
+#[test]
+fn xattr_cache_ceiling_is_shared_by_concurrent_layers() {
+    use std::sync::Arc;
+    let d = scratch();
+    let repo = new_repo(d.path(), "r", RepoMode::BareUser);
+    let budget = Arc::new(ostree_tar::MemoryBudget::new(4 << 20));
+    // Each layer caches ~2.7 MB: alone within 4 MiB, together not.
+    let a_sets = xattr_sets_layer(1, 3, 900_000);
+    let b_sets = xattr_sets_layer(101, 3, 900_000);
+    let end = vec![0u8; 1024];
+    let txn = repo.begin_transaction().unwrap();
+    let mut o = ostree_tar::ImportOptions::default();
+    o.xattr_budget = Some(Arc::clone(&budget));
+    let s = ImportSession::with_options(&txn, o);
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            // A's sets, then (once B has run) the end of its archive.
+            let r = Paused {
+                first: std::io::Cursor::new(a_sets.clone()),
+                rest: std::io::Cursor::new(end.clone()),
+                go: Some(go_rx),
+            };
+            s.import_chunk_layer(r, Some("sha256:aa"))
+        });
+        // Wait until A holds its sets (the budget shows them), then import B.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while budget.used() < 2_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "layer A never cached its sets"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut b = b_sets.clone();
+        b.extend_from_slice(&end);
+        let e = s.import_chunk_layer(&b[..], Some("sha256:bb")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+        assert!(e.to_string().contains("xattr sets"), "{e}");
+        go_tx.send(()).unwrap();
+        a.join().unwrap().expect("layer A alone fits");
+    });
+    // A is done: its bytes are back, and B alone now fits.
+    assert_eq!(budget.used(), 0);
+    let mut b = b_sets.clone();
+    b.extend_from_slice(&end);
+    s.import_chunk_layer(&b[..], Some("sha256:bb")).unwrap();
+    drop(s);
+    drop(txn);
+}
