@@ -196,22 +196,55 @@ fn pull_list_history_metadata_remove() {
     o.fsck(&repo).unwrap().check().unwrap();
 }
 
-/// Pids of processes whose command line has `experimental-image-proxy` and `arg`.
-fn skopeo_with_arg(arg: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.contains(&&b"experimental-image-proxy"[..]) && args.contains(&arg.as_bytes()) {
-            pids.push(pid);
-        }
+/// A process as `/proc` shows it.
+struct Process {
+    pid: u32,
+    ppid: Option<u32>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Process {
+    fn is_proxy_with(&self, arg: &str) -> bool {
+        let has = |a: &[u8]| self.args.iter().any(|x| x == a);
+        has(b"experimental-image-proxy") && has(arg.as_bytes())
     }
-    pids
+}
+
+/// Process `pid` as `/proc` shows it; `None` if it is gone or a zombie.
+fn process(pid: u32) -> Option<Process> {
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+    // "pid (comm) state ppid ...": the comm may hold spaces, so split after its ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    if fields.next() == Some("Z") {
+        return None;
+    }
+    Some(Process {
+        pid,
+        ppid: fields.next().and_then(|p| p.parse().ok()),
+        args: cmdline.split(|b| *b == 0).map(<[u8]>::to_vec).collect(),
+    })
+}
+
+/// The processes running now.
+fn processes() -> Vec<Process> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(process)
+        .collect()
+}
+
+/// Pids of image proxies whose command line has `arg`.
+fn skopeo_with_arg(arg: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.is_proxy_with(arg))
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[test]
@@ -644,38 +677,14 @@ fn killed_pull_leaves_no_skopeo_behind() {
 
 /// Pids of the children of `parent` whose command line contains the argument `arg`.
 fn children_running(parent: u32, arg: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": the comm may hold spaces, so split after its ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid != Some(parent) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == Some(parent) && p.args.iter().any(|a| a == arg.as_bytes()))
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Whether `pid` exists and is not a zombie.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    process(pid).is_some()
 }

@@ -263,12 +263,16 @@ pub fn random_suffix(n: usize) -> String {
 /// `f_bfree` only with the capability and `f_bavail` otherwise.
 /// The kernel checks the capability in the initial user namespace, so one held inside a user
 /// namespace of a container does not count.
+/// Asked once per process: neither answer changes while we run.
 pub fn may_use_reserved_blocks() -> bool {
-    let capable = rustix::thread::capabilities(None).is_ok_and(|c| {
-        c.effective
-            .contains(rustix::thread::CapabilitySet::SYS_RESOURCE)
-    });
-    capable && in_initial_user_namespace()
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let capable = rustix::thread::capabilities(None).is_ok_and(|c| {
+            c.effective
+                .contains(rustix::thread::CapabilitySet::SYS_RESOURCE)
+        });
+        capable && in_initial_user_namespace()
+    })
 }
 
 /// Whether `/proc/self/uid_map` is the identity map of all uids (the initial user namespace).

@@ -94,6 +94,8 @@ pub struct ImportSession<'s, 't, 'r> {
     options: ImportOptions,
     interrupt: Option<&'s AtomicBool>,
     state: Mutex<State>,
+    /// `options.xattr_budget`, or one of this session's own.
+    xattr_budget: std::sync::Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for ImportSession<'_, '_, '_> {
@@ -118,15 +120,14 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
     }
 
     /// A session with options.
-    pub fn with_options(txn: &'t Transaction<'r>, mut options: ImportOptions) -> Self {
-        if options.xattr_budget.is_none() {
-            options.xattr_budget = Some(std::sync::Arc::new(MemoryBudget::new(
-                options.limits.max_xattrs_cache,
-            )));
-        }
+    pub fn with_options(txn: &'t Transaction<'r>, options: ImportOptions) -> Self {
+        let xattr_budget = options.xattr_budget.clone().unwrap_or_else(|| {
+            std::sync::Arc::new(MemoryBudget::new(options.limits.max_xattrs_cache))
+        });
         ImportSession {
             txn,
             options,
+            xattr_budget,
             interrupt: None,
             state: Mutex::new(State::default()),
         }
@@ -207,11 +208,9 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
         }
     }
 
-    /// The xattr-cache budget (always set by [`Self::with_options`]).
-    pub(super) fn xattr_budget(&self) -> std::sync::Arc<MemoryBudget> {
-        self.options.xattr_budget.clone().unwrap_or_else(|| {
-            std::sync::Arc::new(MemoryBudget::new(self.options.limits.max_xattrs_cache))
-        })
+    /// The ceiling on cached xattr sets this session's layers share.
+    pub(super) fn xattr_budget(&self) -> &MemoryBudget {
+        &self.xattr_budget
     }
 
     /// Records that a layer used v0 entries.
