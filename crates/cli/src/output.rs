@@ -5,42 +5,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{EXIT_FAILURE, EXIT_INTERRUPTED};
 
-/// Prints `error: a: b: c` (the whole chain on one line); a backtrace only when asked with
-/// `OSTREE_CONTAINER_BACKTRACE=1` (RUST_BACKTRACE alone only makes it available).
+/// Prints `error: a: b: c` (the whole chain on one line: each level says only its own part);
+/// a backtrace only when asked with `OSTREE_CONTAINER_BACKTRACE=1` (RUST_BACKTRACE alone only
+/// makes it available).
 pub fn print_error(e: &anyhow::Error) {
-    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    let mut dedup: Vec<String> = Vec::new();
-    for c in chain {
-        // thiserror sources are often repeated verbatim in the parent's message.
-        if !dedup.last().is_some_and(|l| l.contains(&c)) {
-            dedup.push(c);
-        }
-    }
-    eprintln!("error: {}", dedup.join(": "));
+    let chain: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    eprintln!("error: {}", chain.join(": "));
     if std::env::var_os("OSTREE_CONTAINER_BACKTRACE").is_some_and(|v| v == "1") {
         eprintln!("{}", e.backtrace());
     }
 }
 
-/// Maps error kinds (never message text) to exit codes.
+/// Maps the error's kind (never its text) to an exit code.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
-    for cause in e.chain() {
-        let interrupted = cause
-            .downcast_ref::<ostree_repo::RepoError>()
-            .is_some_and(|r| r.kind() == ostree_repo::ErrorKind::Interrupted)
-            || cause
-                .downcast_ref::<ostree_tar::TarError>()
-                .is_some_and(|t| t.kind() == ostree_tar::ErrorKind::Interrupted)
-            || cause
-                .downcast_ref::<ostree_container::UnencapsulateError>()
-                .is_some_and(|u| {
-                    u.kind() == ostree_container::unencapsulate::ErrorKind::Interrupted
-                });
-        if interrupted {
-            return EXIT_INTERRUPTED;
-        }
+    let kind = e.chain().find_map(ostree_container::error_kind);
+    match kind {
+        Some(ostree_container::ErrorKind::Interrupted) => EXIT_INTERRUPTED,
+        _ => EXIT_FAILURE,
     }
-    EXIT_FAILURE
 }
 
 /// Progress on stderr: a bar on a terminal, nothing otherwise or with `--quiet`.

@@ -205,7 +205,8 @@ impl ImportProgress for ImportRenderer {
         );
         if !self.quiet {
             eprintln!(
-                "warning: {error}; retrying in {}s (attempt {})",
+                "warning: {}; retrying in {}s (attempt {})",
+                ostree_container::classify::Chain(error),
                 delay.as_secs_f32(),
                 attempt + 1
             );

@@ -46,7 +46,12 @@ impl std::fmt::Display for KindError {
     }
 }
 
-impl std::error::Error for KindError {}
+impl std::error::Error for KindError {
+    /// The import error's own causes: the kind prefix replaces its level, not the chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
 
 fn tar_result<T>(r: ostree_tar::Result<T>) -> Result<std::result::Result<T, u8>> {
     match r {

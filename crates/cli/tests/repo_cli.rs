@@ -164,6 +164,17 @@ fn commit_ls_fsck_checkout_match_ostree() {
         path_str(&d.path().join("missing")),
     ]));
     assert_eq!(out.status.code(), Some(1));
+    // Each level of the chain once: the library's message names the path, the OS error
+    // follows it (issue 15 item 4: no message embeds its cause, nothing is deduplicated).
+    let bad = d.path().join("bad");
+    std::fs::create_dir_all(bad.join("config")).unwrap();
+    std::fs::create_dir_all(bad.join("objects")).unwrap();
+    let out = run(OC.cmd().args(["repo", "fsck", "--repo", path_str(&bad)]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+    assert!(err.contains("bad/config: Is a directory"), "{err}");
 }
 
 /// A commit killed with SIGKILL (or interrupted with SIGINT) leaves a repository that

@@ -1,5 +1,7 @@
 //! Errors of the format crate.
 
+use ostree_errors::{Classify, ErrorKind};
+
 /// What is wrong with a piece of ostree data. Each variant is a distinct kind callers can match.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -64,21 +66,39 @@ pub enum FormatError {
 }
 
 impl FormatError {
-    /// Coarse classification for callers that map errors to outcomes.
-    pub fn kind(&self) -> FormatErrorKind {
+    /// Which rule the bytes broke, for tests and callers that care about the detail.
+    pub fn reason(&self) -> FormatReason {
         match self {
-            FormatError::Malformed { .. } => FormatErrorKind::Malformed,
-            FormatError::NotNormalForm { .. } => FormatErrorKind::NotNormalForm,
-            FormatError::TooLarge { .. } => FormatErrorKind::TooLarge,
-            _ => FormatErrorKind::Invalid,
+            FormatError::Malformed { .. } => FormatReason::Malformed,
+            FormatError::NotNormalForm { .. } => FormatReason::NotNormalForm,
+            FormatError::TooLarge { .. } => FormatReason::TooLarge,
+            _ => FormatReason::Invalid,
         }
     }
 }
 
-/// Coarse classes of [`FormatError`].
+impl FormatError {
+    /// The workspace-wide class: bad bytes are [`ErrorKind::Corrupt`], an invalid ref name given
+    /// by a caller is [`ErrorKind::Usage`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FormatError::TooLarge { .. } => ErrorKind::TooLarge,
+            FormatError::InvalidRef(..) => ErrorKind::Usage,
+            _ => ErrorKind::Corrupt,
+        }
+    }
+}
+
+impl Classify for FormatError {
+    fn kind(&self) -> ErrorKind {
+        FormatError::kind(self)
+    }
+}
+
+/// Detailed reasons of [`FormatError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum FormatErrorKind {
+pub enum FormatReason {
     /// Truncated or inconsistent framing.
     Malformed,
     /// Not the normal-form serialisation.

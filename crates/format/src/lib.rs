@@ -14,8 +14,9 @@ mod xattrs;
 
 pub use checksum::{Checksum, ObjectName, ObjectType};
 pub use content::{ContentHasher, regular_checksum, symlink_checksum};
-pub use error::{FormatError, FormatErrorKind};
+pub use error::{FormatError, FormatReason};
 pub use objects::*;
+pub use ostree_errors::{Classify, ErrorKind};
 pub use xattrs::Xattrs;
 
 /// libostree's `OSTREE_MAX_RECURSION`: the deepest dirtree nesting it accepts. The root dirtree

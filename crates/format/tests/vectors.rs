@@ -390,8 +390,8 @@ fn rejects_bad_metadata() {
         let e = DirTree::parse(&bad).unwrap_err();
         assert!(
             matches!(
-                e.kind(),
-                FormatErrorKind::NotNormalForm | FormatErrorKind::Malformed
+                e.reason(),
+                FormatReason::NotNormalForm | FormatReason::Malformed
             ),
             "{e}"
         );
@@ -400,21 +400,21 @@ fn rejects_bad_metadata() {
     let (commit, root, _, _) = reference_commit();
     let b = commit.to_bytes();
     assert_eq!(
-        Commit::parse(&b[..100]).unwrap_err().kind(),
-        FormatErrorKind::Malformed
+        Commit::parse(&b[..100]).unwrap_err().reason(),
+        FormatReason::Malformed
     );
     // Non-zero padding byte: not normal form
     let mut nn = b.clone();
     nn[0x0f] = 1;
     assert_eq!(
-        Commit::parse(&nn).unwrap_err().kind(),
-        FormatErrorKind::NotNormalForm
+        Commit::parse(&nn).unwrap_err().reason(),
+        FormatReason::NotNormalForm
     );
     // Oversized
     let big = vec![0u8; 11 * 1024 * 1024];
     assert_eq!(
-        DirTree::parse(&big).unwrap_err().kind(),
-        FormatErrorKind::TooLarge
+        DirTree::parse(&big).unwrap_err().reason(),
+        FormatReason::TooLarge
     );
     // Wrong type: a dirmeta is not a dirtree and vice versa
     assert!(DirTree::parse(&meta(0, 0, 0o40755).to_dirmeta_bytes()).is_err());
@@ -444,7 +444,7 @@ fn rejects_bad_metadata() {
         (&["a/b"][..], "'/'"),
     ] {
         let e = DirTree::parse(&mk(names)).unwrap_err();
-        assert_eq!(e.kind(), FormatErrorKind::Invalid);
+        assert_eq!(e.reason(), FormatReason::Invalid);
         assert!(
             matches!(
                 e,

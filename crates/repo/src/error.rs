@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub use ostree_errors::{Classify, ErrorKind};
 use ostree_format::{Checksum, FormatError, ObjectName};
 
 /// Everything that can go wrong in the repository engine. Match on [`RepoError::kind`] for
@@ -10,7 +11,7 @@ use ostree_format::{Checksum, FormatError, ObjectName};
 #[non_exhaustive]
 pub enum RepoError {
     /// A system call failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -20,7 +21,7 @@ pub enum RepoError {
         source: std::io::Error,
     },
     /// An object's bytes are invalid.
-    #[error("object {object}: {source}")]
+    #[error("object {object}")]
     InvalidObject {
         /// The object.
         object: ObjectName,
@@ -28,7 +29,7 @@ pub enum RepoError {
         source: FormatError,
     },
     /// Input outside an object is invalid (a ref name, a header, ...).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Format {
         /// Where.
         context: String,
@@ -167,30 +168,6 @@ pub enum RepoError {
     Label(#[from] crate::label::LabelError),
 }
 
-/// Coarse classes of [`RepoError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// An object, ref or file is absent.
-    NotFound,
-    /// Data is corrupt or invalid.
-    Corrupt,
-    /// A feature or file type is not supported.
-    Unsupported,
-    /// Operating-system I/O failure.
-    Io,
-    /// Out of the configured disk reserve.
-    NoSpace,
-    /// A lock could not be taken.
-    Locked,
-    /// Interrupted by the caller.
-    Interrupted,
-    /// A broken invariant of ours (a bug, not bad input): please report it.
-    Internal,
-    /// Bad arguments.
-    Usage,
-}
-
 impl RepoError {
     /// The coarse class.
     pub fn kind(&self) -> ErrorKind {
@@ -219,6 +196,12 @@ impl RepoError {
             RepoError::Interrupted => ErrorKind::Interrupted,
             RepoError::Internal(_) => ErrorKind::Internal,
         }
+    }
+}
+
+impl Classify for RepoError {
+    fn kind(&self) -> ErrorKind {
+        RepoError::kind(self)
     }
 }
 

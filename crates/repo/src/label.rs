@@ -11,7 +11,7 @@ pub const SELINUX_XATTR: &[u8] = b"security.selinux";
 
 /// A label lookup failed (not "no label": that is `Ok(None)`).
 #[derive(Debug, thiserror::Error)]
-#[error("SELinux label lookup for {path:?}: {source}")]
+#[error("SELinux label lookup for {path:?}")]
 pub struct LabelError {
     /// The path looked up.
     pub path: String,

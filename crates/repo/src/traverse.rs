@@ -1,7 +1,7 @@
 //! Walking a commit: every reachable object, and which are missing (completeness). The same walk
 //! serves the repository and a transaction (which also sees its staged objects).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use ostree_format::{Checksum, Commit, DirTree, MAX_RECURSION, ObjectName, ObjectType};
 
@@ -59,7 +59,6 @@ pub(crate) fn walk(view: &impl ObjectView, commit: &Checksum) -> Result<Reachabl
     })?;
     let mut r = Reachable::default();
     r.objects.insert(cname);
-    let mut seen_content = HashSet::new();
     visit_meta(view, &c.root_meta, &mut r);
     /// A dirtree being walked: its subdirectories' trees, the next one to enter, and the
     /// height of what is below it so far.
@@ -110,12 +109,10 @@ pub(crate) fn walk(view: &impl ObjectView, commit: &Checksum) -> Result<Reachabl
                         }
                         Some(dt) => {
                             for f in &dt.files {
-                                if seen_content.insert(f.checksum) {
-                                    let n = ObjectName::new(f.checksum, ObjectType::File);
-                                    r.objects.insert(n);
-                                    if !view.has(&n)? {
-                                        r.missing.push(n);
-                                    }
+                                // The object set is also the "seen" set: one entry per object.
+                                let n = ObjectName::new(f.checksum, ObjectType::File);
+                                if r.objects.insert(n) && !view.has(&n)? {
+                                    r.missing.push(n);
                                 }
                             }
                             for d in &dt.dirs {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum SelinuxError {
     /// Reading a policy file failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -24,7 +24,7 @@ pub enum SelinuxError {
         path: PathBuf,
     },
     /// libselinux refused the policy's file contexts, or gave no label for `/`.
-    #[error("SELinux policy {}: {operation}: {source}", root.display())]
+    #[error("SELinux policy {}: {operation}", root.display())]
     Libselinux {
         /// The policy root (`…/etc/selinux/<type>`).
         root: PathBuf,
@@ -48,7 +48,7 @@ pub enum SelinuxError {
         root: PathBuf,
     },
     /// Reading the tree holding the policy failed.
-    #[error("reading the SELinux policy from the tree: {0}")]
+    #[error("reading the SELinux policy from the tree")]
     Repo(#[from] Box<ostree_repo::RepoError>),
     /// A path in the policy tree cannot be extracted.
     #[error("SELinux policy tree: {0}")]

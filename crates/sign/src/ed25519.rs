@@ -441,8 +441,8 @@ mod tests {
         let mut bad = sig;
         bad[10] ^= 1;
         assert_eq!(
-            v.verify(b"data", &[bad.to_vec()]).unwrap_err().kind(),
-            crate::SignErrorKind::Ed25519NotVerified
+            v.verify(b"data", &[bad.to_vec()]).unwrap_err().reason(),
+            crate::SignReason::Ed25519NotVerified
         );
         let mut wrong = sk;
         wrong[40] ^= 1;

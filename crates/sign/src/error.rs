@@ -1,5 +1,6 @@
 //! Errors, distinct by kind, with messages modelled on libostree's.
 
+pub use ostree_errors::{Classify, ErrorKind};
 use std::path::{Path, PathBuf};
 
 /// Why a commit could not be verified (or a configuration read).
@@ -124,7 +125,7 @@ pub enum SignError {
         message: String,
     },
     /// Reading a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -137,7 +138,7 @@ pub enum SignError {
 /// [`SignError`] without its data, for matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum SignErrorKind {
+pub enum SignReason {
     /// [`SignError::BadSignature`]
     BadSignature,
     /// [`SignError::UntrustedKey`]
@@ -170,25 +171,43 @@ pub enum SignErrorKind {
     Io,
 }
 
+impl Classify for SignError {
+    fn kind(&self) -> ErrorKind {
+        SignError::kind(self)
+    }
+}
+
 impl SignError {
-    /// The kind.
-    pub fn kind(&self) -> SignErrorKind {
+    /// The workspace-wide class.
+    pub fn kind(&self) -> ErrorKind {
+        use SignReason as R;
+        match self.reason() {
+            R::Io => ErrorKind::Io,
+            R::UnknownRemote | R::Config | R::VerificationDisabled | R::NoKeys => ErrorKind::Usage,
+            R::UnsupportedSignType => ErrorKind::Unsupported,
+            R::Malformed => ErrorKind::Corrupt,
+            _ => ErrorKind::Signature,
+        }
+    }
+
+    /// Which check failed, for callers that report or test the detail.
+    pub fn reason(&self) -> SignReason {
         match self {
-            SignError::BadSignature { .. } => SignErrorKind::BadSignature,
-            SignError::UntrustedKey { .. } => SignErrorKind::UntrustedKey,
-            SignError::ExpiredKey { .. } => SignErrorKind::ExpiredKey,
-            SignError::RevokedKey { .. } => SignErrorKind::RevokedKey,
-            SignError::ExpiredSignature { .. } => SignErrorKind::ExpiredSignature,
-            SignError::Ed25519NotVerified { .. } => SignErrorKind::Ed25519NotVerified,
-            SignError::NoSignatures { .. } => SignErrorKind::NoSignatures,
-            SignError::NoDetachedMetadata => SignErrorKind::NoDetachedMetadata,
-            SignError::UnknownRemote { .. } => SignErrorKind::UnknownRemote,
-            SignError::VerificationDisabled { .. } => SignErrorKind::VerificationDisabled,
-            SignError::UnsupportedSignType { .. } => SignErrorKind::UnsupportedSignType,
-            SignError::NoKeys { .. } => SignErrorKind::NoKeys,
-            SignError::Malformed { .. } => SignErrorKind::Malformed,
-            SignError::Config { .. } => SignErrorKind::Config,
-            SignError::Io { .. } => SignErrorKind::Io,
+            SignError::BadSignature { .. } => SignReason::BadSignature,
+            SignError::UntrustedKey { .. } => SignReason::UntrustedKey,
+            SignError::ExpiredKey { .. } => SignReason::ExpiredKey,
+            SignError::RevokedKey { .. } => SignReason::RevokedKey,
+            SignError::ExpiredSignature { .. } => SignReason::ExpiredSignature,
+            SignError::Ed25519NotVerified { .. } => SignReason::Ed25519NotVerified,
+            SignError::NoSignatures { .. } => SignReason::NoSignatures,
+            SignError::NoDetachedMetadata => SignReason::NoDetachedMetadata,
+            SignError::UnknownRemote { .. } => SignReason::UnknownRemote,
+            SignError::VerificationDisabled { .. } => SignReason::VerificationDisabled,
+            SignError::UnsupportedSignType { .. } => SignReason::UnsupportedSignType,
+            SignError::NoKeys { .. } => SignReason::NoKeys,
+            SignError::Malformed { .. } => SignReason::Malformed,
+            SignError::Config { .. } => SignReason::Config,
+            SignError::Io { .. } => SignReason::Io,
         }
     }
 

@@ -48,7 +48,7 @@ pub use ed25519::{
     Ed25519Verifier, add_ed25519_signature, ed25519_public_key, ed25519_secret_key_bytes,
     sign_ed25519,
 };
-pub use error::{SignError, SignErrorKind};
+pub use error::{SignError, SignReason};
 pub use gpg::{GpgSignature, GpgStatus, Keyring};
 
 /// libostree's `OSTREE_MAX_METADATA_SIZE` (10 MiB), for the commit and its detached metadata.

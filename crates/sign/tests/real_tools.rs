@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ostree_sign::{
-    RemoteConfig, SignErrorKind, SystemPaths, add_ed25519_signature, ed25519::base64_encode,
+    RemoteConfig, SignReason, SystemPaths, add_ed25519_signature, ed25519::base64_encode,
     ed25519_public_key, ed25519_secret_key_bytes, sign_ed25519, verify_commit,
 };
 
@@ -274,8 +274,8 @@ fn flipped_signature_byte_is_bad_naming_key_and_user() {
         let (commit, meta) = repo.bytes(&c);
         let bad = flip_in_signature(&meta.unwrap());
         let e = verify_commit(&cfg, &commit, Some(&bad)).unwrap_err();
-        assert_eq!(e.kind(), SignErrorKind::BadSignature, "{e}");
-        let msg = e.to_string();
+        assert_eq!(e.reason(), SignReason::BadSignature, "{e}");
+        let msg = ostree_errors::chain(&e);
         assert!(msg.contains(key.key_id()), "{msg}");
         assert!(
             msg.contains(&format!("BAD signature from \"{}\"", key.uid)),
@@ -285,7 +285,7 @@ fn flipped_signature_byte_is_bad_naming_key_and_user() {
         let mut commit2 = commit.clone();
         commit2[0] ^= 1;
         let e = verify_commit(&cfg, &commit2, repo.bytes(&c).1.as_deref()).unwrap_err();
-        assert_eq!(e.kind(), SignErrorKind::BadSignature, "{e}");
+        assert_eq!(e.reason(), SignReason::BadSignature, "{e}");
     }
 }
 
@@ -296,9 +296,12 @@ fn untrusted_key_names_key_id() {
     let cfg = repo.config("origin").unwrap();
     let (commit, meta) = repo.bytes(&c);
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::UntrustedKey, "{e}");
-    assert!(e.to_string().contains(k.other.key_id()), "{e}");
-    assert!(e.to_string().contains("public key not found"), "{e}");
+    assert_eq!(e.reason(), SignReason::UntrustedKey, "{e}");
+    assert!(ostree_errors::chain(&e).contains(k.other.key_id()), "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("public key not found"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -314,7 +317,7 @@ fn unsigned_commit_and_missing_commitmeta() {
     let (commit, meta) = repo.bytes(&c);
     assert!(meta.is_none());
     let e = verify_commit(&cfg, &commit, None).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::NoDetachedMetadata);
+    assert_eq!(e.reason(), SignReason::NoDetachedMetadata);
     // Detached metadata without signatures (what `ostree commit --add-detached-metadata-string`
     // makes), and an empty `ostree.gpgsigs`.
     let c2 = run(repo.ostree().args([
@@ -328,8 +331,11 @@ fn unsigned_commit_and_missing_commitmeta() {
     .to_string();
     let (commit2, meta2) = repo.bytes(&c2);
     let e = verify_commit(&cfg, &commit2, meta2.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::NoSignatures, "{e}");
-    assert!(e.to_string().contains("no signatures found"), "{e}");
+    assert_eq!(e.reason(), SignReason::NoSignatures, "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("no signatures found"),
+        "{e}"
+    );
     let mut empty = ostree_format::MetaDict::default();
     empty.push(
         "ostree.gpgsigs",
@@ -339,7 +345,7 @@ fn unsigned_commit_and_missing_commitmeta() {
         ),
     );
     let e = verify_commit(&cfg, &commit, Some(&empty.to_bytes())).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::NoSignatures, "{e}");
+    assert_eq!(e.reason(), SignReason::NoSignatures, "{e}");
 }
 
 #[test]
@@ -347,15 +353,18 @@ fn unknown_remote_and_gpg_verify_false() {
     let k = keys();
     let (repo, c) = signed_repo(&k.rsa, &k.rsa.armored);
     let e = repo.config("nosuch").unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::UnknownRemote);
-    assert_eq!(e.to_string(), "Remote \"nosuch\" not found");
+    assert_eq!(e.reason(), SignReason::UnknownRemote);
+    assert_eq!(ostree_errors::chain(&e), "Remote \"nosuch\" not found");
     repo.remote_add("nogpg", &["--no-gpg-verify"]);
     let cfg = repo.config("nogpg").unwrap();
     assert!(!cfg.gpg_verify);
     let (commit, meta) = repo.bytes(&c);
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::VerificationDisabled, "{e}");
-    assert!(e.to_string().contains("GPG verification disabled"), "{e}");
+    assert_eq!(e.reason(), SignReason::VerificationDisabled, "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("GPG verification disabled"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -382,7 +391,10 @@ fn remotes_d_conf_and_duplicate_definition() {
     assert!(RemoteConfig::load(&repo.path(), "origin", &paths).is_ok());
     fs::write(d.path().join("dup.conf"), "[remote \"origin\"]\nurl=x\n").unwrap();
     let e = RemoteConfig::load(&repo.path(), "origin", &paths).unwrap_err();
-    assert!(e.to_string().contains("Multiple specifications"), "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("Multiple specifications"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -421,10 +433,10 @@ fn gpgkeypath_file_directory_and_list() {
     );
     let cfg = repo.config("l").unwrap();
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::UntrustedKey, "{e}");
+    assert_eq!(e.reason(), SignReason::UntrustedKey, "{e}");
     // A missing path is a configuration error, as in libostree.
     repo.remote_add("m", &["--set=gpgkeypath=/nonexistent/key.asc"]);
-    assert_eq!(repo.config("m").unwrap_err().kind(), SignErrorKind::Io);
+    assert_eq!(repo.config("m").unwrap_err().reason(), SignReason::Io);
 }
 
 #[test]
@@ -450,7 +462,7 @@ fn global_keyring_only_without_remote_keyring() {
     // A per-remote keyring replaces the global directory (libostree's add_global_keyrings).
     let cfg = RemoteConfig::load(&repo.path(), "own", &paths).unwrap();
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::UntrustedKey, "{e}");
+    assert_eq!(e.reason(), SignReason::UntrustedKey, "{e}");
 }
 
 #[test]
@@ -487,16 +499,15 @@ fn expired_key_is_not_valid() {
     let (commit, meta) = repo.bytes(&c);
     std::thread::sleep(std::time::Duration::from_secs(7));
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::ExpiredKey, "{e}");
+    assert_eq!(e.reason(), SignReason::ExpiredKey, "{e}");
     // libostree agrees: `ostree show` reports the expired key and no valid signature.
     let out = repo.ostree().args(["show", &c]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Key expired"), "{text}");
     assert!(!text.contains("Good signature"), "{text}");
-    assert!(e.to_string().contains("Key expired"), "{e}");
+    assert!(ostree_errors::chain(&e).contains("Key expired"), "{e}");
     assert!(
-        e.to_string()
-            .contains("BAD signature from \"Exp <exp@example.com>\""),
+        ostree_errors::chain(&e).contains("BAD signature from \"Exp <exp@example.com>\""),
         "{e}"
     );
     let _ = k;
@@ -542,7 +553,7 @@ fn revoked_key_is_not_valid() {
     let cfg = repo.config("origin").unwrap();
     let (commit, meta) = repo.bytes(&c);
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::RevokedKey, "{e}");
+    assert_eq!(e.reason(), SignReason::RevokedKey, "{e}");
 }
 
 fn ed25519_keys(seed: u8) -> ([u8; 64], String) {
@@ -627,7 +638,7 @@ fn ed25519_inline_file_bad_untrusted() {
         Some(&dict.to_bytes()),
     )
     .unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::Ed25519NotVerified, "{e}");
+    assert_eq!(e.reason(), SignReason::Ed25519NotVerified, "{e}");
     // Untrusted: only another key configured.
     repo.remote_add(
         "other",
@@ -638,18 +649,21 @@ fn ed25519_inline_file_bad_untrusted() {
         ],
     );
     let e = verify_commit(&repo.config("other").unwrap(), &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::Ed25519NotVerified, "{e}");
-    assert!(e.to_string().contains("couldn't be verified"), "{e}");
+    assert_eq!(e.reason(), SignReason::Ed25519NotVerified, "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("couldn't be verified"),
+        "{e}"
+    );
     // Required type without keys; unknown type.
     repo.remote_add("nokeys", &["--no-gpg-verify", "--set=sign-verify=ed25519"]);
     assert_eq!(
-        repo.config("nokeys").unwrap_err().kind(),
-        SignErrorKind::NoKeys
+        repo.config("nokeys").unwrap_err().reason(),
+        SignReason::NoKeys
     );
     repo.remote_add("unknown", &["--no-gpg-verify", "--set=sign-verify=rsa"]);
     assert_eq!(
-        repo.config("unknown").unwrap_err().kind(),
-        SignErrorKind::UnsupportedSignType
+        repo.config("unknown").unwrap_err().reason(),
+        SignReason::UnsupportedSignType
     );
     // GPG on as well (default): both must verify; this commit has no GPG signature.
     repo.remote_add(
@@ -660,7 +674,7 @@ fn ed25519_inline_file_bad_untrusted() {
         ],
     );
     let e = verify_commit(&repo.config("both").unwrap(), &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::NoSignatures, "{e}");
+    assert_eq!(e.reason(), SignReason::NoSignatures, "{e}");
 }
 
 #[test]
@@ -679,7 +693,7 @@ fn ed25519_system_dirs_and_revoked() {
     // No keys anywhere: libostree's "no keys loaded".
     let cfg = RemoteConfig::load(&repo.path(), "origin", &paths).unwrap();
     let e = verify_commit(&cfg, &commit, meta.as_deref()).unwrap_err();
-    assert_eq!(e.kind(), SignErrorKind::NoKeys, "{e}");
+    assert_eq!(e.reason(), SignReason::NoKeys, "{e}");
     fs::create_dir(sys.path().join("trusted.ed25519.d")).unwrap();
     fs::write(
         sys.path().join("trusted.ed25519.d/vendor"),
@@ -868,8 +882,7 @@ fn libostree_agrees_on_good_and_untrusted() {
     let (commit, meta) = repo.bytes(&c);
     let e = verify_commit(&repo.config("origin").unwrap(), &commit, meta.as_deref()).unwrap_err();
     assert!(
-        e.to_string()
-            .contains("Can't check signature: public key not found"),
+        ostree_errors::chain(&e).contains("Can't check signature: public key not found"),
         "{e}"
     );
 }
@@ -898,8 +911,8 @@ fn libostree_agrees_on_bad_signatures() {
             String::from_utf8_lossy(&out.stderr)
         );
         let e = verify_commit(&repo.config("origin").unwrap(), &commit, Some(&bad)).unwrap_err();
-        assert_eq!(e.kind(), SignErrorKind::BadSignature, "{e}");
-        let ours = e.to_string();
+        assert_eq!(e.reason(), SignReason::BadSignature, "{e}");
+        let ours = ostree_errors::chain(&e);
         let key_id = format!("key ID {}", key.key_id());
         let verdict = format!("BAD signature from \"{}\"", key.uid);
         for text in [&shown, &ours] {

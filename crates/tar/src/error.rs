@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+pub use ostree_errors::{Classify, ErrorKind};
 use ostree_repo::RepoError;
 use ostree_repo::format::{Checksum, ObjectName};
 
@@ -122,7 +123,7 @@ pub enum TarError {
         reason: &'static str,
     },
     /// The repository engine refused or failed a write or read.
-    #[error("{at}: {source}")]
+    #[error("{at}")]
     Repo {
         /// Where.
         at: Location,
@@ -131,7 +132,7 @@ pub enum TarError {
         source: Box<RepoError>,
     },
     /// Reading the input or writing the output failed.
-    #[error("{at}: {source}")]
+    #[error("{at}")]
     Io {
         /// Where.
         at: Location,
@@ -148,40 +149,6 @@ pub enum TarError {
     /// A broken invariant of ours (a bug, not bad input): please report it.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Coarse classes of [`TarError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Data does not match its checksum or does not parse.
-    Corrupt,
-    /// The layer structure is invalid.
-    Invalid,
-    /// A path escapes the layer.
-    UnsafePath,
-    /// A limit was exceeded.
-    TooLarge,
-    /// An object does not belong to the commit.
-    Unreachable,
-    /// The commit lacks objects.
-    Incomplete,
-    /// Not representable.
-    Unsupported,
-    /// The stream ended early.
-    Truncated,
-    /// Operating-system I/O failure.
-    Io,
-    /// Out of disk space or the `min-free-space` reserve.
-    NoSpace,
-    /// Interrupted by the caller.
-    Interrupted,
-    /// A broken invariant of ours (a bug, not bad input): please report it.
-    Internal,
-    /// A rev or object was not found (export).
-    NotFound,
-    /// Bad arguments or repository setup.
-    Usage,
 }
 
 impl TarError {
@@ -216,20 +183,18 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
     }
 }
 
+/// The repository's own class, except that an I/O error is looked at as ours are (an early EOF
+/// is a truncated layer).
 fn repo_kind(e: &RepoError) -> ErrorKind {
-    use ostree_repo::ErrorKind as K;
-    match e.kind() {
-        K::NoSpace => ErrorKind::NoSpace,
-        K::Corrupt => ErrorKind::Corrupt,
-        K::Unsupported => ErrorKind::Unsupported,
-        K::Interrupted => ErrorKind::Interrupted,
-        K::Internal => ErrorKind::Internal,
-        K::NotFound => ErrorKind::NotFound,
-        K::Io => match e {
-            RepoError::Io { source, .. } => io_kind(source),
-            _ => ErrorKind::Io,
-        },
-        _ => ErrorKind::Usage,
+    match e {
+        RepoError::Io { source, .. } => io_kind(source),
+        _ => e.kind(),
+    }
+}
+
+impl Classify for TarError {
+    fn kind(&self) -> ErrorKind {
+        TarError::kind(self)
     }
 }
 

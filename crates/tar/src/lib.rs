@@ -20,6 +20,6 @@ pub use export::{ExportOptions, ExportPlan, XattrsStyle, export_commit};
 pub use import::{
     AUTOCREATED_DIRS_KEY, ChunkOutcome, EMPTY_DIRTREE, FILTERED_KEY, IMPORTER_VERSION,
     IMPORTER_VERSION_KEY, ImportLimits, ImportOptions, ImportOutcome, ImportSession, MemoryBudget,
-    OciLayerOptions, OciLayerOutcome, SELINUX_POLICY_KEY, VarRule, blob_ref, import_oci_layer,
-    import_tar,
+    OciLayerOptions, OciLayerOutcome, REF_ENTRY_COST, SELINUX_POLICY_KEY, VarRule, blob_ref,
+    import_oci_layer, import_tar,
 };

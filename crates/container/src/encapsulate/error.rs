@@ -1,15 +1,16 @@
 //! Errors of [`super::encapsulate`]: one variant per way the input or the destination can be
-//! wrong, so callers (and the CLI's exit codes) branch on [`ErrorKind`], never on text.
+//! wrong, so callers (and the CLI's exit codes) branch on [`EncapsulateReason`], never on text.
 
 use std::path::PathBuf;
 
+use ostree_errors::{Classify, ErrorKind};
 use ostree_repo::RepoError;
 use ostree_tar::TarError;
 
-/// Coarse class of an [`EncapsulateError`].
+/// Which step or input of an encapsulation failed ([`EncapsulateError::reason`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum EncapsulateReason {
     /// The revision does not name a commit.
     UnknownRev,
     /// The commit lacks objects (a partial pull, a pruned repository).
@@ -35,7 +36,7 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum EncapsulateError {
     /// `rev` resolves to nothing.
-    #[error("unknown revision {rev:?}: {source}")]
+    #[error("unknown revision {rev:?}")]
     UnknownRev {
         /// The revision given.
         rev: String,
@@ -74,7 +75,7 @@ pub enum EncapsulateError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// The destination cannot be created or written.
-    #[error("destination {path}: {source}")]
+    #[error("destination {path}")]
     Destination {
         /// The path.
         path: PathBuf,
@@ -82,10 +83,10 @@ pub enum EncapsulateError {
         source: std::io::Error,
     },
     /// Reading the repository failed.
-    #[error("reading the repository: {0}")]
+    #[error("reading the repository")]
     Repo(#[source] Box<RepoError>),
     /// Writing a layer failed.
-    #[error("writing layer {layer}: {source}")]
+    #[error("writing layer {layer}")]
     Layer {
         /// Layer index.
         layer: usize,
@@ -93,7 +94,7 @@ pub enum EncapsulateError {
         source: Box<TarError>,
     },
     /// Other I/O (temporary files, blob files).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,
@@ -115,33 +116,61 @@ pub enum EncapsulateError {
     Interrupted,
 }
 
+impl Classify for EncapsulateError {
+    fn kind(&self) -> ErrorKind {
+        EncapsulateError::kind(self)
+    }
+}
+
 impl EncapsulateError {
-    /// The class of this error.
+    /// The workspace-wide class.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EncapsulateError::UnknownRev { .. } => ErrorKind::UnknownRev,
-            EncapsulateError::IncompleteCommit { .. } => ErrorKind::IncompleteCommit,
-            EncapsulateError::Metadata { .. } => ErrorKind::Metadata,
-            EncapsulateError::ContentMeta { .. } => ErrorKind::ContentMeta,
-            EncapsulateError::InvalidOption(_) => ErrorKind::InvalidOption,
-            EncapsulateError::Destination { .. } => ErrorKind::Destination,
+            EncapsulateError::UnknownRev { .. } => ErrorKind::NotFound,
+            EncapsulateError::IncompleteCommit { .. } => ErrorKind::Incomplete,
+            EncapsulateError::Metadata { .. }
+            | EncapsulateError::ContentMeta { .. }
+            | EncapsulateError::InvalidOption(_) => ErrorKind::Usage,
+            EncapsulateError::Repo(e) => e.kind(),
+            EncapsulateError::Layer { source, .. } => source.kind(),
+            EncapsulateError::Destination { source, .. } | EncapsulateError::Io { source, .. } => {
+                match source.kind() {
+                    std::io::ErrorKind::Interrupted => ErrorKind::Interrupted,
+                    std::io::ErrorKind::StorageFull => ErrorKind::NoSpace,
+                    _ => ErrorKind::Io,
+                }
+            }
+            EncapsulateError::Push { .. } => ErrorKind::Proxy,
+            EncapsulateError::Interrupted => ErrorKind::Interrupted,
+        }
+    }
+
+    /// Which step or input failed, in encapsulation's own terms.
+    pub fn reason(&self) -> EncapsulateReason {
+        match self {
+            EncapsulateError::UnknownRev { .. } => EncapsulateReason::UnknownRev,
+            EncapsulateError::IncompleteCommit { .. } => EncapsulateReason::IncompleteCommit,
+            EncapsulateError::Metadata { .. } => EncapsulateReason::Metadata,
+            EncapsulateError::ContentMeta { .. } => EncapsulateReason::ContentMeta,
+            EncapsulateError::InvalidOption(_) => EncapsulateReason::InvalidOption,
+            EncapsulateError::Destination { .. } => EncapsulateReason::Destination,
             EncapsulateError::Repo(e) if e.kind() == ostree_repo::ErrorKind::Interrupted => {
-                ErrorKind::Interrupted
+                EncapsulateReason::Interrupted
             }
             EncapsulateError::Layer { source, .. }
                 if source.kind() == ostree_tar::ErrorKind::Interrupted =>
             {
-                ErrorKind::Interrupted
+                EncapsulateReason::Interrupted
             }
-            EncapsulateError::Repo(_) | EncapsulateError::Layer { .. } => ErrorKind::Io,
+            EncapsulateError::Repo(_) | EncapsulateError::Layer { .. } => EncapsulateReason::Io,
             EncapsulateError::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::Interrupted =>
             {
-                ErrorKind::Interrupted
+                EncapsulateReason::Interrupted
             }
-            EncapsulateError::Io { .. } => ErrorKind::Io,
-            EncapsulateError::Push { .. } => ErrorKind::Push,
-            EncapsulateError::Interrupted => ErrorKind::Interrupted,
+            EncapsulateError::Io { .. } => EncapsulateReason::Io,
+            EncapsulateError::Push { .. } => EncapsulateReason::Push,
+            EncapsulateError::Interrupted => EncapsulateReason::Interrupted,
         }
     }
 

@@ -33,7 +33,7 @@ use self::chunking::{Chunk, ObjectInfo};
 pub use self::compress::{Compression, LayerBlob};
 use self::compress::{LayerWriteError, write_layer};
 use self::contentmeta::ContentMeta;
-pub use self::error::{EncapsulateError, ErrorKind};
+pub use self::error::{EncapsulateError, EncapsulateReason};
 use self::image::{ImageSpec, LABEL_FINAL_DIFFID, LabelInputs, WrittenLayer};
 use self::oci::{OciDir, PushOptions};
 use crate::imgref::{ImageReference, Transport};
@@ -100,7 +100,7 @@ pub struct EncapsulateOptions {
     pub tmp_dir: Option<PathBuf>,
     /// Progress observer.
     pub progress: Option<Arc<dyn EncapsulateProgress>>,
-    /// Raised to stop; the result is then [`ErrorKind::Interrupted`].
+    /// Raised to stop; the result is then [`EncapsulateReason::Interrupted`].
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 
@@ -246,7 +246,7 @@ fn prepare<'r>(
     })
 }
 
-/// [`ErrorKind::IncompleteCommit`] naming the first missing object if `commit` is incomplete,
+/// [`EncapsulateReason::IncompleteCommit`] naming the first missing object if `commit` is incomplete,
 /// else `err` (the walk runs only after something already failed).
 fn incomplete_or(repo: &Repo, commit: &Checksum, err: EncapsulateError) -> EncapsulateError {
     match repo.find_missing(commit) {

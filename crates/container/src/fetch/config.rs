@@ -97,7 +97,7 @@ pub enum ConfigError {
         program: PathBuf,
     },
     /// Running `<skopeo> … --help` to probe capabilities failed.
-    #[error("cannot run {program} to probe its options: {source}")]
+    #[error("cannot run {program} to probe its options")]
     Probe {
         /// The program that was run.
         program: PathBuf,

@@ -1,17 +1,37 @@
-//! The one error type of fetching, with a coarse [`FetchErrorKind`] for callers that decide
+//! The one error type of fetching, with a coarse [`FetchReason`] for callers that decide
 //! (retry, prompt for credentials, report corruption) without looking at text.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use containers_image_proxy::Error as ProxyError;
+use ostree_errors::{Classify, ErrorKind};
 
 use super::config::ConfigError;
+
+/// An error of the `containers-image-proxy` crate as one level of a chain: its messages already
+/// include their cause (`i/o error: …`), so the cause is not offered again as a source.
+#[derive(Debug)]
+pub struct SkopeoFailure(pub ProxyError);
+
+impl std::fmt::Display for SkopeoFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SkopeoFailure {}
+
+impl From<ProxyError> for SkopeoFailure {
+    fn from(e: ProxyError) -> Self {
+        SkopeoFailure(e)
+    }
+}
 
 /// What went wrong, coarsely; stable for callers to branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum FetchErrorKind {
+pub enum FetchReason {
     /// The image (or a tag, or a local path) does not exist.
     NotFound,
     /// Credentials missing or rejected.
@@ -52,7 +72,7 @@ fn at(layer: &Option<String>) -> String {
 #[non_exhaustive]
 pub enum FetchError {
     /// The [`FetchConfig`](super::FetchConfig) is unusable.
-    #[error("fetching {image}: {source}")]
+    #[error("fetching {image}")]
     Config {
         image: String,
         #[source]
@@ -61,7 +81,7 @@ pub enum FetchError {
     /// The skopeo program does not exist.
     #[error(
         "fetching {image}: skopeo not found: cannot run {} (install the Debian package `skopeo` \
-         or set the skopeo command): {source}", program.display()
+         or set the skopeo command)", program.display()
     )]
     SkopeoNotFound {
         image: String,
@@ -70,12 +90,12 @@ pub enum FetchError {
         source: std::io::Error,
     },
     /// skopeo could not be started or initialized.
-    #[error("fetching {image}: cannot start skopeo ({}): {source}", program.display())]
+    #[error("fetching {image}: cannot start skopeo ({})", program.display())]
     ProxyStart {
         image: String,
         program: PathBuf,
         #[source]
-        source: ProxyError,
+        source: SkopeoFailure,
     },
     /// The installed skopeo lacks a protocol feature we need.
     #[error("fetching {image}: skopeo too old: {needed} (its image proxy speaks protocol {found})")]
@@ -91,25 +111,22 @@ pub enum FetchError {
     #[error("authentication failed for {image}: {message}")]
     Auth { image: String, message: String },
     /// skopeo died or stopped answering.
-    #[error(
-        "skopeo proxy died during {operation} for {image}{}: {source}",
-        at(layer)
-    )]
+    #[error("skopeo proxy died during {operation} for {image}{}", at(layer))]
     ProxyDied {
         image: String,
         layer: Option<String>,
         operation: &'static str,
         #[source]
-        source: ProxyError,
+        source: SkopeoFailure,
     },
     /// skopeo reported an error we cannot classify further.
-    #[error("{operation} failed for {image}{}: {source}", at(layer))]
+    #[error("{operation} failed for {image}{}", at(layer))]
     Proxy {
         image: String,
         layer: Option<String>,
         operation: &'static str,
         #[source]
-        source: ProxyError,
+        source: SkopeoFailure,
     },
     /// The blob's bytes do not hash to its digest (the proxy rejected it at FinishPipe).
     #[error("blob digest mismatch in {image} layer {layer}: received bytes hash to {actual}")]
@@ -118,7 +135,7 @@ pub enum FetchError {
         layer: String,
         actual: String,
         #[source]
-        source: Option<ProxyError>,
+        source: Option<SkopeoFailure>,
     },
     /// More bytes than the descriptor's size arrived.
     #[error("blob size mismatch in {image} layer {layer}: expected {expected} bytes, got {actual}")]
@@ -128,20 +145,17 @@ pub enum FetchError {
         expected: u64,
         actual: u64,
         #[source]
-        source: Option<ProxyError>,
+        source: Option<SkopeoFailure>,
     },
     /// The transfer broke off before the whole blob arrived (e.g. the registry went away).
-    #[error(
-        "transfer of {image} layer {layer} interrupted after {received} of {expected} bytes: \
-         {source}"
-    )]
+    #[error("transfer of {image} layer {layer} interrupted after {received} of {expected} bytes")]
     TransferInterrupted {
         image: String,
         layer: String,
         received: u64,
         expected: u64,
         #[source]
-        source: ProxyError,
+        source: SkopeoFailure,
     },
     /// Nothing moved for longer than the stall timeout.
     #[error(
@@ -172,7 +186,7 @@ pub enum FetchError {
         actual: String,
     },
     /// The layer's bytes do not decompress.
-    #[error("{image} layer {layer}: cannot decompress {format} stream: {source}")]
+    #[error("{image} layer {layer}: cannot decompress {format} stream")]
     Decompress {
         image: String,
         layer: String,
@@ -181,7 +195,7 @@ pub enum FetchError {
         source: std::io::Error,
     },
     /// The caller's consumer returned an error.
-    #[error("{image} layer {layer}: {source}")]
+    #[error("{image} layer {layer}")]
     Consumer {
         image: String,
         layer: String,
@@ -192,7 +206,7 @@ pub enum FetchError {
     #[error("{image} layer {layer}: layer consumer panicked")]
     ConsumerPanicked { image: String, layer: String },
     /// Manifest or config is not valid JSON of the expected shape.
-    #[error("{image}: invalid {what}: {source}")]
+    #[error("{image}: invalid {what}")]
     InvalidMetadata {
         image: String,
         what: &'static str,
@@ -207,7 +221,7 @@ pub enum FetchError {
         diff_ids: usize,
     },
     /// Local I/O failure.
-    #[error("{image}{}: i/o error during {operation}: {source}", at(layer))]
+    #[error("{image}{}: i/o error during {operation}", at(layer))]
     Io {
         image: String,
         layer: Option<String>,
@@ -217,10 +231,32 @@ pub enum FetchError {
     },
 }
 
+impl Classify for FetchError {
+    fn kind(&self) -> ErrorKind {
+        FetchError::kind(self)
+    }
+}
+
 impl FetchError {
-    /// The coarse classification.
-    pub fn kind(&self) -> FetchErrorKind {
-        use FetchErrorKind as K;
+    /// The workspace-wide class.
+    pub fn kind(&self) -> ErrorKind {
+        match self.reason() {
+            FetchReason::NotFound => ErrorKind::NotFound,
+            FetchReason::Auth => ErrorKind::Auth,
+            FetchReason::DigestMismatch | FetchReason::Corrupt => ErrorKind::Corrupt,
+            FetchReason::Network | FetchReason::Timeout => ErrorKind::Network,
+            FetchReason::ProxyDied | FetchReason::Proxy | FetchReason::SkopeoMissing => {
+                ErrorKind::Proxy
+            }
+            FetchReason::Unsupported => ErrorKind::Unsupported,
+            FetchReason::Config => ErrorKind::Usage,
+            _ => ErrorKind::Io,
+        }
+    }
+
+    /// What failed, in fetching's own finer terms (retry and prompt decisions).
+    pub fn reason(&self) -> FetchReason {
+        use FetchReason as K;
         match self {
             FetchError::Config { source, .. } => match source {
                 ConfigError::Probe { source, .. }
@@ -409,7 +445,7 @@ mod tests {
             actual: "sha256:cd".into(),
             source: None,
         };
-        assert_eq!(e.kind(), FetchErrorKind::DigestMismatch);
+        assert_eq!(e.reason(), FetchReason::DigestMismatch);
         assert_eq!(e.image(), "oci:/x");
         assert_eq!(e.layer(), Some("sha256:ab"));
         let s = e.to_string();

@@ -253,7 +253,8 @@ impl ImageFetcher {
                 image: self.image.clone(),
                 layer: None,
                 operation: "reuse after an abandoned request",
-                source: ProxyError::Other("an earlier request stalled and was abandoned".into()),
+                source: ProxyError::Other("an earlier request stalled and was abandoned".into())
+                    .into(),
             });
         }
         Ok(())
@@ -411,7 +412,7 @@ impl ImageFetcher {
                     image,
                     layer: Some(layer),
                     operation: "FinishPipe",
-                    source,
+                    source: source.into(),
                 });
             }
             // skopeo's verdict is text only; decide by what we observed ourselves.
@@ -421,28 +422,28 @@ impl ImageFetcher {
                     layer,
                     received: stats.size,
                     expected: target.size,
-                    source,
+                    source: source.into(),
                 },
                 Ok(Ok(stats)) if stats.size > target.size => FetchError::SizeMismatch {
                     image,
                     layer,
                     expected: target.size,
                     actual: stats.size,
-                    source: Some(source),
+                    source: Some(source.into()),
                 },
                 Ok(Ok(stats)) if !sha256_matches(&layer, &stats.digest) => {
                     FetchError::DigestMismatch {
                         image,
                         layer,
                         actual: stats.digest,
-                        source: Some(source),
+                        source: Some(source.into()),
                     }
                 }
                 _ => FetchError::Proxy {
                     image,
                     layer: Some(layer),
                     operation: "FinishPipe",
-                    source,
+                    source: source.into(),
                 },
             });
         }

@@ -22,7 +22,7 @@ pub use self::config::{
     find_default_authfile,
 };
 pub use self::decompress::Compression;
-pub use self::error::{FetchError, FetchErrorKind};
+pub use self::error::{FetchError, FetchReason};
 pub use self::layers::{LayerIndex, LayerOutcome, LayerRequest};
 pub use self::progress::{LayerProgress, LayerState};
 pub use containers_image_proxy::oci_spec;
@@ -118,7 +118,7 @@ impl ImageFetcher {
                 return Err(FetchError::ProxyStart {
                     image,
                     program,
-                    source,
+                    source: source.into(),
                 });
             }
         };
@@ -199,14 +199,14 @@ impl ImageFetcher {
                 image,
                 layer,
                 operation,
-                source,
+                source: source.into(),
             }
         } else {
             FetchError::Proxy {
                 image,
                 layer,
                 operation,
-                source,
+                source: source.into(),
             }
         }
     }
@@ -263,7 +263,7 @@ impl ImageFetcher {
                 image,
                 layer: None,
                 operation: "Shutdown",
-                source,
+                source: source.into(),
             }),
         }
     }
@@ -282,7 +282,7 @@ fn open_error(image: String, source: ProxyError) -> FetchError {
                     image,
                     layer: None,
                     operation: "OpenImage",
-                    source,
+                    source: source.into(),
                 },
             }
         }
@@ -290,7 +290,7 @@ fn open_error(image: String, source: ProxyError) -> FetchError {
             image,
             layer: None,
             operation: "OpenImage",
-            source,
+            source: source.into(),
         },
     }
 }

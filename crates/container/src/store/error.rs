@@ -1,11 +1,12 @@
 //! Errors of the store's pulls and queries, and of `unencapsulate` (which is a pull through
 //! the store; `UnencapsulateError` is this type).
 
+pub use ostree_errors::{Classify, ErrorKind};
 use ostree_repo::RepoError;
 use ostree_repo::format::Checksum;
 use ostree_tar::TarError;
 
-use crate::fetch::{FetchError, FetchErrorKind};
+use crate::fetch::FetchError;
 use crate::unencapsulate::layout::LayoutError;
 
 /// Why an import failed. Every variant names the image; layer errors also name the layer.
@@ -17,7 +18,7 @@ pub enum StoreError {
     Fetch(#[from] Box<FetchError>),
     /// The image is not a base ostree image.
     #[error(
-        "{image}: {source}; unencapsulate imports images built by `ostree container encapsulate` (or rpm-ostree/bootc base images)"
+        "{image} is not an ostree base image (unencapsulate imports images built by `ostree container encapsulate`, or rpm-ostree/bootc base images)"
     )]
     Layout {
         /// The image.
@@ -78,7 +79,7 @@ pub enum StoreError {
         source: crate::policy::PolicyError,
     },
     /// A layer's content was rejected by the importer.
-    #[error("{image}: layer {layer}: {source}")]
+    #[error("{image}: layer {layer}")]
     Import {
         /// The image.
         image: String,
@@ -88,7 +89,7 @@ pub enum StoreError {
         source: Box<TarError>,
     },
     /// Cross-layer checks (reachability, completeness) failed.
-    #[error("{image}: {source}")]
+    #[error("{image}")]
     Verify {
         /// The image.
         image: String,
@@ -108,7 +109,7 @@ pub enum StoreError {
         imported: Checksum,
     },
     /// The repository failed.
-    #[error("{image}: {source}")]
+    #[error("{image}")]
     Repo {
         /// The image.
         image: String,
@@ -138,8 +139,8 @@ pub enum StoreError {
         reason: String,
     },
     /// The async runtime could not start.
-    #[error("starting the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// A broken invariant of ours (a bug, not bad input): please report it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -151,73 +152,23 @@ pub enum StoreError {
     },
 }
 
-/// Coarse classes, for exit codes and retry decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Image, layer, object or rev missing.
-    NotFound,
-    /// Credentials refused.
-    Auth,
-    /// Data does not match digests or checksums, or does not parse.
-    Corrupt,
-    /// The image is not importable by this command (not ostree, derived, v0, signatures).
-    Unsupported,
-    /// Registry or transfer failure, including timeouts.
-    Network,
-    /// skopeo failed or is missing.
-    Proxy,
-    /// Disk full or min-free-space reached.
-    NoSpace,
-    /// Local I/O.
-    Io,
-    /// Interrupted.
-    Interrupted,
-    /// A broken invariant of ours (a bug, not bad input): please report it.
-    Internal,
-    /// Bad arguments or configuration.
-    Usage,
-}
-
 impl StoreError {
     /// The coarse class.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Fetch(e) => match e.kind() {
-                FetchErrorKind::NotFound => ErrorKind::NotFound,
-                FetchErrorKind::Auth => ErrorKind::Auth,
-                FetchErrorKind::DigestMismatch | FetchErrorKind::Corrupt => ErrorKind::Corrupt,
-                FetchErrorKind::Network | FetchErrorKind::Timeout => ErrorKind::Network,
-                FetchErrorKind::ProxyDied
-                | FetchErrorKind::Proxy
-                | FetchErrorKind::SkopeoMissing => ErrorKind::Proxy,
-                FetchErrorKind::Unsupported => ErrorKind::Unsupported,
-                FetchErrorKind::Config => ErrorKind::Usage,
-                _ => ErrorKind::Io,
-            },
+            StoreError::Fetch(e) => e.kind(),
             StoreError::Layout { .. }
             | StoreError::DerivedImage { .. }
             | StoreError::PolicyNeedsNewerSkopeo { .. } => ErrorKind::Unsupported,
-            StoreError::Import { source, .. } | StoreError::Verify { source, .. } => {
-                tar_kind(source)
-            }
+            StoreError::Import { source, .. } | StoreError::Verify { source, .. } => source.kind(),
             StoreError::CommitMismatch { .. } => ErrorKind::Corrupt,
-            StoreError::Signature { source, .. } => {
-                use ostree_sign::SignErrorKind as S;
-                match source.kind() {
-                    S::Io => ErrorKind::Io,
-                    S::UnknownRemote | S::Config | S::VerificationDisabled | S::NoKeys => {
-                        ErrorKind::Usage
-                    }
-                    _ => ErrorKind::Corrupt,
-                }
-            }
+            StoreError::Signature { source, .. } => source.kind(),
             StoreError::RemoteSignedDerived { .. } => ErrorKind::Unsupported,
             StoreError::Policy { source, .. } => match source {
                 crate::policy::PolicyError::Read { .. } => ErrorKind::Io,
                 _ => ErrorKind::Usage,
             },
-            StoreError::Repo { source, .. } => repo_kind(source),
+            StoreError::Repo { source, .. } => source.kind(),
             StoreError::Runtime(_) => ErrorKind::Io,
             StoreError::ImageNotFound { .. } => ErrorKind::NotFound,
             StoreError::BadState { .. } | StoreError::BadImage { .. } => ErrorKind::Corrupt,
@@ -227,31 +178,9 @@ impl StoreError {
     }
 }
 
-fn tar_kind(e: &TarError) -> ErrorKind {
-    use ostree_tar::ErrorKind as K;
-    match e.kind() {
-        K::NoSpace => ErrorKind::NoSpace,
-        K::Io => ErrorKind::Io,
-        K::Interrupted => ErrorKind::Interrupted,
-        K::Internal => ErrorKind::Internal,
-        K::NotFound => ErrorKind::NotFound,
-        K::Usage => ErrorKind::Usage,
-        K::Unsupported => ErrorKind::Unsupported,
-        _ => ErrorKind::Corrupt,
-    }
-}
-
-fn repo_kind(e: &RepoError) -> ErrorKind {
-    use ostree_repo::ErrorKind as K;
-    match e.kind() {
-        K::NotFound => ErrorKind::NotFound,
-        K::Corrupt => ErrorKind::Corrupt,
-        K::Unsupported => ErrorKind::Unsupported,
-        K::NoSpace => ErrorKind::NoSpace,
-        K::Interrupted => ErrorKind::Interrupted,
-        K::Internal => ErrorKind::Internal,
-        K::Usage | K::Locked => ErrorKind::Usage,
-        _ => ErrorKind::Io,
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        StoreError::kind(self)
     }
 }
 

@@ -568,7 +568,7 @@ pub async fn pull(
         match result {
             Err(e) if attempt <= retries && is_transient(&e) => {
                 let delay = opts.retry_backoff * 2u32.saturating_pow(attempt - 1);
-                tracing::warn!(%e, attempt, ?delay, "pull failed; retrying");
+                tracing::warn!(error = %crate::classify::Chain(&e), attempt, ?delay, "pull failed; retrying");
                 if let Some(p) = &opts.progress {
                     p.retrying(attempt, delay, &e);
                 }
@@ -587,11 +587,11 @@ pub async fn pull(
 
 /// Failures a second attempt may not see.
 fn is_transient(e: &StoreError) -> bool {
-    use crate::fetch::FetchErrorKind as K;
+    use crate::fetch::FetchReason as K;
     match e {
         // An unclassified skopeo error is retried only during a transfer (a registry 5xx, a
         // reset); at OpenImage it is as likely a policy refusal, which never goes away.
-        StoreError::Fetch(f) => match f.kind() {
+        StoreError::Fetch(f) => match f.reason() {
             K::Network | K::Timeout | K::ProxyDied => true,
             K::Proxy => f.layer().is_some(),
             _ => false,

@@ -24,7 +24,7 @@ use super::merge::{MergeMeta, write_merge_commit};
 use super::state::canonical_json;
 use super::{ImportProgress, LayerPlan, LayerRole, LayerState, PreparedImport, PullMode};
 use super::{PullOptions, PullOutcome, refs};
-use crate::fetch::{FetchErrorKind, LayerProgress, LayerRequest, LayerState as FetchState};
+use crate::fetch::{FetchReason, LayerProgress, LayerRequest, LayerState as FetchState};
 use crate::unencapsulate::layout::OstreeLayout;
 
 /// Annotation with the image's creation time.
@@ -79,7 +79,7 @@ struct Work {
     sepolicy_commit: Option<Checksum>,
     /// One ceiling on cached xattr sets for every session of the pull (the pull's own and each
     /// chunk layer's), which import concurrently.
-    xattr_budget: Arc<ostree_tar::MemoryBudget>,
+    memory_budget: Arc<ostree_tar::MemoryBudget>,
 }
 
 /// What the importer published.
@@ -205,8 +205,8 @@ pub(super) async fn run(
         oci,
         interrupt: Arc::clone(&interrupt),
         progress: opts.progress.clone(),
-        xattr_budget: Arc::new(ostree_tar::MemoryBudget::new(
-            ostree_tar::ImportLimits::default().max_xattrs_cache,
+        memory_budget: Arc::new(ostree_tar::MemoryBudget::new(
+            ostree_tar::ImportLimits::default().max_import_memory,
         )),
     };
 
@@ -252,7 +252,7 @@ pub(super) async fn run(
         (_, Err(ImporterFailure::Refused(e))) => return Err(e),
         (Ok(_), Ok(pb)) => pb,
         (Err(e), Err(ImporterFailure::Layer(index, source)))
-            if e.kind() == FetchErrorKind::Consumer =>
+            if e.reason() == FetchReason::Consumer =>
         {
             return Err(layer_error(&image, &p.layers, index, source));
         }
@@ -436,7 +436,7 @@ impl LayerCtx<'_, '_, '_, '_> {
                 // completeness check at the end decides; extra verified objects are garbage that
                 // prune removes.
                 let mut o = ImportOptions::default();
-                o.xattr_budget = Some(Arc::clone(&self.work.xattr_budget));
+                o.memory_budget = Some(Arc::clone(&self.work.memory_budget));
                 let s = ImportSession::with_options(txn, o).with_interrupt(&self.work.interrupt);
                 s.import_chunk_layer(reader, Some(&layer.digest))?;
                 let o = s.finish()?;
@@ -504,7 +504,7 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     let repo = Repo::open(&work.repo_path).map_err(repo_err)?;
     let txn = repo.begin_transaction().map_err(repo_err)?;
     let mut import_opts = ImportOptions::default();
-    import_opts.xattr_budget = Some(Arc::clone(&work.xattr_budget));
+    import_opts.memory_budget = Some(Arc::clone(&work.memory_budget));
     import_opts.expected_commit = work.layout.as_ref().map(|l| l.commit);
     // Verified before publication (ostree-remote-*): its signatures are the authority.
     import_opts.replace_detached_metadata = work.verifier.is_some();

@@ -323,8 +323,8 @@ fn loopback_registry_roundtrip() {
     )
     .unwrap_err();
     assert_eq!(
-        e.kind(),
-        ostree_container::encapsulate::ErrorKind::Push,
+        e.reason(),
+        ostree_container::encapsulate::EncapsulateReason::Push,
         "{e}"
     );
 }

@@ -1,7 +1,7 @@
 //! Bad input: typed errors, and nothing written at the destination when the input is wrong.
 
 use ostree_container::encapsulate::{
-    Compression, EncapsulateError, EncapsulateOptions, ErrorKind, encapsulate,
+    Compression, EncapsulateError, EncapsulateOptions, EncapsulateReason, encapsulate,
 };
 use ostree_repo::Repo;
 use ostree_repo::format::{ObjectName, ObjectType};
@@ -29,7 +29,7 @@ fn unknown_rev() {
             &opts(1, Compression::gzip()),
             &format!("oci:{}", dest.display()),
         );
-        assert_eq!(e.kind(), ErrorKind::UnknownRev, "{e}");
+        assert_eq!(e.reason(), EncapsulateReason::UnknownRev, "{e}");
     }
     assert!(!dest.exists());
 }
@@ -52,8 +52,8 @@ fn incomplete_commit_writes_nothing() {
         format!("oci-archive:{}", d.path().join("img.tar").display()),
     ] {
         let e = refused(&repo, "fixture", &opts(4, Compression::gzip()), &dest);
-        assert_eq!(e.kind(), ErrorKind::IncompleteCommit, "{e}");
-        assert!(e.to_string().contains(&victim.to_hex()), "{e}");
+        assert_eq!(e.reason(), EncapsulateReason::IncompleteCommit, "{e}");
+        assert!(ostree_errors::chain(&e).contains(&victim.to_hex()), "{e}");
     }
     assert!(!d.path().join("img").exists());
     assert!(!d.path().join("img.tar").exists());
@@ -71,7 +71,7 @@ fn unwritable_destination() {
         format!("oci-archive:{}/missing-dir/x.tar", d.path().display()),
     ] {
         let e = refused(&f.repo, "fixture", &opts(2, Compression::gzip()), &dest);
-        assert_eq!(e.kind(), ErrorKind::Destination, "{dest}: {e}");
+        assert_eq!(e.reason(), EncapsulateReason::Destination, "{dest}: {e}");
     }
 }
 
@@ -116,18 +116,18 @@ fn contentmeta_errors() {
         let mut o = opts(8, Compression::gzip());
         o.contentmeta = Some(p);
         let e = refused(&f.repo, "fixture", &o, &oci);
-        assert_eq!(e.kind(), ErrorKind::ContentMeta, "{name}: {e}");
+        assert_eq!(e.reason(), EncapsulateReason::ContentMeta, "{name}: {e}");
     }
     let p = d.path().join("garbage.json");
     std::fs::write(&p, b"{not json").unwrap();
     let mut o = opts(8, Compression::gzip());
     o.contentmeta = Some(p);
     let e = refused(&f.repo, "fixture", &o, &oci);
-    assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
+    assert_eq!(e.reason(), EncapsulateReason::ContentMeta, "{e}");
     let mut o = opts(8, Compression::gzip());
     o.contentmeta = Some(d.path().join("missing.json"));
     let e = refused(&f.repo, "fixture", &o, &oci);
-    assert_eq!(e.kind(), ErrorKind::ContentMeta, "{e}");
+    assert_eq!(e.reason(), EncapsulateReason::ContentMeta, "{e}");
     assert!(!dest.exists());
 }
 
@@ -139,18 +139,18 @@ fn copymeta_and_options() {
     let mut o = opts(1, Compression::gzip());
     o.copy_meta = vec!["no.such.key".into()];
     let e = refused(&f.repo, "fixture", &o, &dest);
-    assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
+    assert_eq!(e.reason(), EncapsulateReason::Metadata, "{e}");
     let mut o = opts(1, Compression::gzip());
     o.copy_meta = vec!["build.number".into()]; // a u32, not a string
     let e = refused(&f.repo, "fixture", &o, &dest);
-    assert_eq!(e.kind(), ErrorKind::Metadata, "{e}");
+    assert_eq!(e.reason(), EncapsulateReason::Metadata, "{e}");
     for c in [
         Compression::Gzip { level: 10 },
         Compression::Zstd { level: 0 },
         Compression::Zstd { level: 23 },
     ] {
         let e = refused(&f.repo, "fixture", &opts(1, c), &dest);
-        assert_eq!(e.kind(), ErrorKind::InvalidOption, "{e}");
+        assert_eq!(e.reason(), EncapsulateReason::InvalidOption, "{e}");
     }
     assert!(!d.path().join("img").exists());
 }

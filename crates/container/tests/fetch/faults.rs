@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ostree_container::fetch::{LayerOutcome, SkopeoCommand};
-use ostree_container::{FetchConfig, FetchError, FetchErrorKind, ImageFetcher, ImageReference};
+use ostree_container::{FetchConfig, FetchError, FetchReason, ImageFetcher, ImageReference};
 use test_support::registry::{Registry, RegistryOptions};
 use test_support::skopeo::skopeo_copy;
 
@@ -94,7 +94,7 @@ async fn registry_killed_mid_layer() -> Result<()> {
     let (res, f, _) = fetch_with_fault(&r, insecure(), || reg.kill()).await?;
     let e = res.expect_err("registry was killed mid-layer");
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::Network, "{e}");
+    assert_eq!(e.reason(), FetchReason::Network, "{e}");
     assert!(e.layer().is_some(), "{e}");
     drop(f);
     Ok(())
@@ -113,7 +113,7 @@ async fn stalled_registry_times_out() -> Result<()> {
     let (res, f, elapsed) = fetch_with_fault(&r, cfg, stop).await?;
     let e = res.expect_err("registry was stopped");
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::Timeout, "{e}");
+    assert_eq!(e.reason(), FetchReason::Timeout, "{e}");
     assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
     // Let skopeo's outstanding request fail so its threads can end.
     reg.kill();
@@ -144,7 +144,7 @@ async fn proxy_killed_mid_layer() -> Result<()> {
     let (res, f, _) = fetch_with_fault(&r, cfg, kill).await?;
     let e = res.expect_err("skopeo was killed");
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::ProxyDied, "{e}");
+    assert_eq!(e.reason(), FetchReason::ProxyDied, "{e}");
     drop(f);
     Ok(())
 }
@@ -162,7 +162,7 @@ async fn corrupt_blob_is_digest_mismatch() -> Result<()> {
     std::fs::write(&blob, data)?;
     let (e, f) = fetch_layout_fails(&dir).await?;
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::DigestMismatch, "{e}");
+    assert_eq!(e.reason(), FetchReason::DigestMismatch, "{e}");
     assert_eq!(e.layer(), Some(base().diff_ids[0].as_str()), "{e}");
     drop(f);
     Ok(())
@@ -176,8 +176,8 @@ async fn unknown_media_type() -> Result<()> {
     write_layout(&dir, &[b"not really encrypted".to_vec()], mt)?;
     let (e, f) = fetch_layout_fails(&dir).await?;
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::Unsupported, "{e}");
-    assert!(e.to_string().contains(mt), "{e}");
+    assert_eq!(e.reason(), FetchReason::Unsupported, "{e}");
+    assert!(ostree_errors::chain(&e).contains(mt), "{e}");
     f.finish().await?;
     Ok(())
 }
@@ -190,9 +190,12 @@ async fn skopeo_missing() -> Result<()> {
         .await
         .unwrap_err();
     eprintln!("expected error: {e}");
-    assert_eq!(e.kind(), FetchErrorKind::SkopeoMissing, "{e}");
-    assert!(e.to_string().contains("skopeo not found"), "{e}");
-    assert!(e.to_string().contains("/nonexistent/bin/skopeo"), "{e}");
+    assert_eq!(e.reason(), FetchReason::SkopeoMissing, "{e}");
+    assert!(ostree_errors::chain(&e).contains("skopeo not found"), "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("/nonexistent/bin/skopeo"),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -201,7 +204,7 @@ async fn containers_storage_needs_newer_skopeo() -> Result<()> {
     let r: ImageReference = "containers-storage:sha256:0123abcd".parse()?;
     // Debian 12's skopeo 1.9.3 speaks protocol 0.2.3, without GetLayerInfo.
     let e = ImageFetcher::open(&r, anon()).await.unwrap_err();
-    assert_eq!(e.kind(), FetchErrorKind::Unsupported, "{e}");
-    assert!(e.to_string().contains("1.11"), "{e}");
+    assert_eq!(e.reason(), FetchReason::Unsupported, "{e}");
+    assert!(ostree_errors::chain(&e).contains("1.11"), "{e}");
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use anyhow::Result;
 use images::{FileSpec, base, base_ref, copy_base, inspect_digest};
 use ostree_container::fetch::{Compression, LayerState};
-use ostree_container::{FetchConfig, FetchErrorKind, ImageFetcher, ImageReference};
+use ostree_container::{FetchConfig, FetchReason, ImageFetcher, ImageReference};
 use test_support::registry::{Registry, RegistryOptions};
 
 /// Consumer: the tar's regular files.
@@ -165,8 +165,8 @@ async fn registry_plain_http() -> Result<()> {
     cfg.insecure_skip_tls_verification = true;
     let r: ImageReference = format!("docker://{host}/test/nope:latest").parse()?;
     let e = ImageFetcher::open(&r, cfg).await.unwrap_err();
-    assert_eq!(e.kind(), FetchErrorKind::NotFound, "{e}");
-    assert!(e.to_string().contains("test/nope"), "{e}");
+    assert_eq!(e.reason(), FetchReason::NotFound, "{e}");
+    assert!(ostree_errors::chain(&e).contains("test/nope"), "{e}");
     Ok(())
 }
 
@@ -202,13 +202,13 @@ async fn registry_tls_and_auth() -> Result<()> {
     cfg.authfile = Some(bad);
     cfg.certificate_directory = Some(certs.clone());
     let e = ImageFetcher::open(&r.parse()?, cfg).await.unwrap_err();
-    assert_eq!(e.kind(), FetchErrorKind::Auth, "{e}");
+    assert_eq!(e.reason(), FetchReason::Auth, "{e}");
 
     // Without the certificate the TLS handshake fails: not an auth or not-found error.
     let mut cfg = FetchConfig::default();
     cfg.authfile = Some(good);
     let e = ImageFetcher::open(&r.parse()?, cfg).await.unwrap_err();
-    assert_eq!(e.kind(), FetchErrorKind::Proxy, "{e}");
+    assert_eq!(e.reason(), FetchReason::Proxy, "{e}");
     Ok(())
 }
 
@@ -217,7 +217,10 @@ async fn missing_local_image() -> Result<()> {
     let e = ImageFetcher::open(&"oci:/nonexistent/layout:latest".parse()?, anon())
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), FetchErrorKind::NotFound, "{e}");
-    assert!(e.to_string().contains("/nonexistent/layout"), "{e}");
+    assert_eq!(e.reason(), FetchReason::NotFound, "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("/nonexistent/layout"),
+        "{e}"
+    );
     Ok(())
 }

@@ -56,11 +56,11 @@ fn to_containers_storage_and_back() {
     )
     .unwrap_err();
     assert_eq!(
-        e.kind(),
-        ostree_container::encapsulate::ErrorKind::Push,
+        e.reason(),
+        ostree_container::encapsulate::EncapsulateReason::Push,
         "{e}"
     );
-    assert!(e.to_string().contains("zstd"), "{e}");
+    assert!(ostree_errors::chain(&e).contains("zstd"), "{e}");
 }
 
 #[test]
@@ -92,9 +92,9 @@ fn to_docker_daemon_and_back() {
     )
     .unwrap_err();
     assert_eq!(
-        e.kind(),
-        ostree_container::encapsulate::ErrorKind::Push,
+        e.reason(),
+        ostree_container::encapsulate::EncapsulateReason::Push,
         "{e}"
     );
-    assert!(e.to_string().contains("zstd"), "{e}");
+    assert!(ostree_errors::chain(&e).contains("zstd"), "{e}");
 }

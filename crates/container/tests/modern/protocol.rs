@@ -4,7 +4,7 @@
 //! `OpenImageOptional` (0.2.4). skopeo 1.18 is
 //! below 0.2.7 (`GetLayerInfoPiped`, `GetRawBlob`: skopeo 1.19).
 
-use ostree_container::{FetchErrorKind, ImageFetcher, ImageReference};
+use ostree_container::{FetchReason, ImageFetcher, ImageReference};
 
 use crate::common::anon;
 use crate::{d13, fixture, modern};
@@ -41,8 +41,8 @@ fn skopeo_1_18_speaks_0_2_6() {
 
         // The same store through Debian 12's skopeo 1.9.3: refused at open, naming 0.2.3.
         let e = ImageFetcher::open(&r, anon()).await.unwrap_err();
-        assert_eq!(e.kind(), FetchErrorKind::Unsupported, "{e}");
-        assert!(e.to_string().contains("0.2.3"), "{e}");
+        assert_eq!(e.reason(), FetchReason::Unsupported, "{e}");
+        assert!(ostree_errors::chain(&e).contains("0.2.3"), "{e}");
     });
 }
 
@@ -73,7 +73,7 @@ fn open_image_optional_needs_newer_than_1_9() {
             .await
             .expect_err("skopeo 1.9.3 has no OpenImageOptional");
         assert!(
-            e.to_string().contains("unknown method: OpenImageOptional"),
+            ostree_errors::chain(&e).contains("unknown method: OpenImageOptional"),
             "{e}"
         );
     });

@@ -120,7 +120,7 @@ fn debian12_skopeo_refuses_both_stores() {
             o,
         )
         .unwrap_err();
-        let msg = e.to_string();
+        let msg = ostree_errors::chain(&e);
         assert!(msg.contains("skopeo >= 1.11"), "{src}: {msg}");
         assert!(msg.contains("0.2.3"), "{src}: {msg}");
         assert!(repo.list_refs().unwrap().is_empty());

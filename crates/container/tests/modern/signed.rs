@@ -19,7 +19,7 @@ use ostree_container::fetch::SkopeoCommand;
 use ostree_container::policy::PolicyError;
 use ostree_container::store::{self, ErrorKind, PullOptions, StoreError};
 use ostree_container::unencapsulate::{UnencapsulateOptions, unencapsulate};
-use ostree_container::{FetchConfig, FetchErrorKind, OstreeImageReference};
+use ostree_container::{FetchConfig, FetchReason, OstreeImageReference};
 use ostree_repo::format::ObjectType;
 use ostree_repo::{Repo, RepoMode};
 use test_support::ostree_cli::OstreeCli;
@@ -163,7 +163,7 @@ fn accept_anything_policy_is_refused_before_skopeo_runs() {
                 other => panic!("{what}: not refused by our check: {other:?}"),
             }
             assert_eq!(e.kind(), ErrorKind::Usage, "{what}");
-            let msg = e.to_string();
+            let msg = ostree_errors::chain(&e);
             assert!(msg.contains("ostree-image-signed"), "{what}: {msg}");
             assert_nothing_published(&repo, &what);
         }
@@ -175,11 +175,11 @@ fn accept_anything_policy_is_refused_before_skopeo_runs() {
 /// skopeo's reason in the message.
 fn assert_proxy_refusal(e: &StoreError, reason: &str, what: &str) {
     match e {
-        StoreError::Fetch(f) => assert_eq!(f.kind(), FetchErrorKind::Proxy, "{what}: {f:?}"),
+        StoreError::Fetch(f) => assert_eq!(f.reason(), FetchReason::Proxy, "{what}: {f:?}"),
         other => panic!("{what}: not refused by the proxy: {other:?}"),
     }
     assert_eq!(e.kind(), ErrorKind::Proxy, "{what}");
-    let msg = e.to_string();
+    let msg = ostree_errors::chain(&e);
     assert!(msg.contains(reason), "{what}: {msg}");
 }
 

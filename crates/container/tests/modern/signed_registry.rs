@@ -19,7 +19,7 @@ use std::process::Command;
 
 use ostree_container::store::{self, ErrorKind, PullOptions, StoreError};
 use ostree_container::unencapsulate::{UnencapsulateOptions, unencapsulate};
-use ostree_container::{FetchConfig, FetchErrorKind, OstreeImageReference};
+use ostree_container::{FetchConfig, FetchReason, OstreeImageReference};
 use ostree_repo::{Repo, RepoMode};
 use test_support::ostree_cli::OstreeCli;
 use test_support::registry::{Registry, RegistryOptions};
@@ -317,11 +317,11 @@ fn assert_nothing_published(repo: &Repo, what: &str) {
 
 fn assert_proxy_refusal(e: &StoreError, reason: &str, what: &str) {
     match e {
-        StoreError::Fetch(f) => assert_eq!(f.kind(), FetchErrorKind::Proxy, "{what}: {f:?}"),
+        StoreError::Fetch(f) => assert_eq!(f.reason(), FetchReason::Proxy, "{what}: {f:?}"),
         other => panic!("{what}: not refused by the proxy: {other:?}"),
     }
     assert_eq!(e.kind(), ErrorKind::Proxy, "{what}");
-    let msg = e.to_string();
+    let msg = ostree_errors::chain(&e);
     assert!(msg.contains(reason), "{what}: {msg}");
 }
 

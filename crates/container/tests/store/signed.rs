@@ -10,7 +10,7 @@ use ostree_container::store::{self, PullOptions, StoreError};
 use ostree_container::{ImageReference, OstreeImageReference};
 use ostree_repo::format::ObjectType;
 use ostree_repo::{Repo, RepoMode};
-use ostree_sign::SignErrorKind;
+use ostree_sign::SignReason;
 use test_support::layer::LayerTar;
 use test_support::ostree_cli::OstreeCli;
 
@@ -192,7 +192,7 @@ fn signed_commits_verify_and_bad_ones_publish_nothing() {
         let e = unencap(&repo, &format!("ostree-remote-image:other:{}", f.image)).unwrap_err();
         match &e {
             StoreError::Signature { source, .. } => {
-                assert_eq!(source.kind(), SignErrorKind::UntrustedKey, "{e}")
+                assert_eq!(source.reason(), SignReason::UntrustedKey, "{e}")
             }
             other => panic!("{other:?}"),
         }
@@ -208,8 +208,8 @@ fn signed_commits_verify_and_bad_ones_publish_nothing() {
         match &e {
             StoreError::Signature { source, .. } => assert!(
                 matches!(
-                    source.kind(),
-                    SignErrorKind::NoDetachedMetadata | SignErrorKind::NoSignatures
+                    source.reason(),
+                    SignReason::NoDetachedMetadata | SignReason::NoSignatures
                 ),
                 "{e}"
             ),
@@ -302,7 +302,7 @@ fn ed25519_signed_commits_verify_with_sign_verify_remotes() {
     let bad = remote("bad", &other);
     let e = unencap(&bad, &image).unwrap_err();
     assert!(
-        matches!(&e, StoreError::Signature { source, .. } if source.kind() == SignErrorKind::Ed25519NotVerified),
+        matches!(&e, StoreError::Signature { source, .. } if source.reason() == SignReason::Ed25519NotVerified),
         "{e:?}"
     );
     assert_nothing_published(&bad);

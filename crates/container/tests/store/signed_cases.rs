@@ -26,7 +26,7 @@ use ostree_repo::format::MetaDict;
 use ostree_repo::format::gvariant::Value;
 use ostree_repo::format::{Checksum, ObjectName, ObjectType};
 use ostree_repo::{Repo, RepoMode};
-use ostree_sign::SignErrorKind;
+use ostree_sign::SignReason;
 use test_support::ostree_cli::OstreeCli;
 
 use crate::common::anon;
@@ -246,7 +246,7 @@ fn attempt(repo: &Repo, how: How, image: &str) -> Result<Checksum, StoreError> {
 
 /// The error and all its sources, as the CLI prints them.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut s = ostree_errors::chain(&e);
     let mut cur = e.source();
     while let Some(c) = cur {
         s.push_str(": ");
@@ -305,7 +305,7 @@ enum Expect {
     /// Imported; the detached metadata stored is these bytes.
     Imported { commit: Checksum, meta: Vec<u8> },
     /// Refused with this kind; the full message contains every string.
-    Refused(SignErrorKind, Vec<String>),
+    Refused(SignReason, Vec<String>),
 }
 
 fn run_cases(src: &Source, cases: &[Case]) {
@@ -342,7 +342,7 @@ fn run_cases(src: &Source, cases: &[Case]) {
                         let msg = chain(&e);
                         match &e {
                             StoreError::Signature { source, .. } => {
-                                assert_eq!(source.kind(), *kind, "{what}: {msg}")
+                                assert_eq!(source.reason(), *kind, "{what}: {msg}")
                             }
                             other => panic!("{what}: {other:?}"),
                         }
@@ -436,7 +436,7 @@ fn gpg_keypath_flipped_revoked_and_expired_through_the_import_paths() {
             remote_args: keypath_dir.clone(),
             image: flipped_img.clone(),
             expect: Expect::Refused(
-                SignErrorKind::BadSignature,
+                SignReason::BadSignature,
                 vec![
                     key_id(&fpr),
                     "BAD signature from \"trusted <trusted@example.com>\"".into(),
@@ -447,14 +447,14 @@ fn gpg_keypath_flipped_revoked_and_expired_through_the_import_paths() {
             name: "flipped-file",
             remote_args: keypath_file.clone(),
             image: flipped_img,
-            expect: Expect::Refused(SignErrorKind::BadSignature, vec![key_id(&fpr)]),
+            expect: Expect::Refused(SignReason::BadSignature, vec![key_id(&fpr)]),
         },
         Case {
             name: "untrusted",
             remote_args: keypath_file.clone(),
             image: stranger_img,
             expect: Expect::Refused(
-                SignErrorKind::UntrustedKey,
+                SignReason::UntrustedKey,
                 vec![
                     key_id(&s_fpr),
                     "Can't check signature: public key not found".into(),
@@ -466,7 +466,7 @@ fn gpg_keypath_flipped_revoked_and_expired_through_the_import_paths() {
             remote_args: import(&r_key),
             image: revoked_img,
             expect: Expect::Refused(
-                SignErrorKind::RevokedKey,
+                SignReason::RevokedKey,
                 vec![key_id(&r_fpr), "Key revoked".into()],
             ),
         },
@@ -480,7 +480,7 @@ fn gpg_keypath_flipped_revoked_and_expired_through_the_import_paths() {
         remote_args: import(&e_key),
         image: expired_img,
         expect: Expect::Refused(
-            SignErrorKind::ExpiredKey,
+            SignReason::ExpiredKey,
             vec![
                 key_id(&e_fpr),
                 "BAD signature from \"expiring <expiring@example.com>\"".into(),
@@ -547,7 +547,7 @@ fn ed25519_inline_and_file_keys_through_the_import_paths() {
     let file = |p: &Path| ed(format!("--set=verification-ed25519-file={}", p.display()));
     let refused = |k: &[u8; 32]| {
         Expect::Refused(
-            SignErrorKind::Ed25519NotVerified,
+            SignReason::Ed25519NotVerified,
             vec![format!(
                 "Signature couldn't be verified with: key '{}'",
                 hex::encode(k)
@@ -679,7 +679,7 @@ fn the_commit_is_verified_before_chunk_layers_are_fetched() {
             let what = format!("{how:?} into {mode}");
             let refused = |e: &StoreError, what: &str| match e {
                 StoreError::Signature { source, .. } => {
-                    assert_eq!(source.kind(), SignErrorKind::BadSignature, "{what}")
+                    assert_eq!(source.reason(), SignReason::BadSignature, "{what}")
                 }
                 other => panic!("{what}: not refused for the signature: {}", chain(other)),
             };
@@ -733,13 +733,13 @@ fn unknown_remote_and_gpg_verify_false_through_the_import_paths() {
                 (
                     "unknown",
                     "nosuchremote",
-                    SignErrorKind::UnknownRemote,
+                    SignReason::UnknownRemote,
                     "Remote \"nosuchremote\" not found",
                 ),
                 (
                     "gpg-off",
                     "origin",
-                    SignErrorKind::VerificationDisabled,
+                    SignReason::VerificationDisabled,
                     "GPG verification disabled, and no signapi verifiers configured",
                 ),
             ];
@@ -756,7 +756,7 @@ fn unknown_remote_and_gpg_verify_false_through_the_import_paths() {
                 let msg = chain(&e);
                 match &e {
                     StoreError::Signature { source, .. } => {
-                        assert_eq!(source.kind(), kind, "{what}: {msg}")
+                        assert_eq!(source.reason(), kind, "{what}: {msg}")
                     }
                     other => panic!("{what}: {other:?}"),
                 }

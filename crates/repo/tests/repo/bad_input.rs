@@ -1,16 +1,16 @@
 //! Invalid objects are refused with distinct errors and nothing reaches `objects/`.
 
 use ostree_repo::format::{
-    Checksum, DirTree, FileMeta, FormatError, FormatErrorKind, ObjectType, TreeFile, Xattrs,
+    Checksum, DirTree, FileMeta, FormatError, FormatReason, ObjectType, TreeFile, Xattrs,
 };
 use ostree_repo::{ContentSource, ErrorKind, Repo, RepoError, RepoMode};
 use test_support::ostree_cli::list_object_files;
 
 use crate::*;
 
-fn format_kind(e: &RepoError) -> FormatErrorKind {
+fn format_kind(e: &RepoError) -> FormatReason {
     match e {
-        RepoError::InvalidObject { source, .. } => source.kind(),
+        RepoError::InvalidObject { source, .. } => source.reason(),
         other => panic!("expected an invalid-object error, got {other:?}"),
     }
 }
@@ -39,7 +39,7 @@ fn bad_metadata_and_content_are_rejected() {
             .write_metadata(ObjectType::Commit, None, &commit[..commit.len() - 3])
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt);
-        assert_eq!(format_kind(&e), FormatErrorKind::Malformed);
+        assert_eq!(format_kind(&e), FormatReason::Malformed);
 
         // Non-normal: `0000` offered as the empty dirtree.
         let e = txn
@@ -48,7 +48,7 @@ fn bad_metadata_and_content_are_rejected() {
         assert!(
             matches!(
                 format_kind(&e),
-                FormatErrorKind::NotNormalForm | FormatErrorKind::Malformed
+                FormatReason::NotNormalForm | FormatReason::Malformed
             ),
             "{e}"
         );
@@ -61,7 +61,7 @@ fn bad_metadata_and_content_are_rejected() {
         let e = txn
             .write_metadata(ObjectType::DirTree, None, &big)
             .unwrap_err();
-        assert_eq!(format_kind(&e), FormatErrorKind::TooLarge);
+        assert_eq!(format_kind(&e), FormatReason::TooLarge);
 
         // Wrongly typed: a dirmeta offered as a dirtree and a dirtree as a commit.
         let dm = FileMeta {

@@ -34,7 +34,10 @@ fn composefs_required_refuses_new_commits_naming_the_key() {
         matches!(&e, RepoError::UnsupportedConfig { key, .. } if key == "ex-integrity.composefs"),
         "{e:?}"
     );
-    assert!(e.to_string().contains("ex-integrity.composefs"), "{e}");
+    assert!(
+        ostree_errors::chain(&e).contains("ex-integrity.composefs"),
+        "{e}"
+    );
     assert!(repo.list_refs().unwrap().is_empty());
     // The same through the write API.
     let txn = repo.begin_transaction().unwrap();

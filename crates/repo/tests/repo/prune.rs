@@ -357,7 +357,10 @@ fn prune_partial_commits_as_libostree() {
             .prune(&PruneOptions::refs_only(), &NoProgress, &NO_INTERRUPT)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-        assert!(err.to_string().contains(&sub_tree.to_string()), "{err}");
+        assert!(
+            ostree_errors::chain(&err).contains(&sub_tree.to_string()),
+            "{err}"
+        );
         assert_eq!(list_object_files(&repo).unwrap(), before);
         let theirs = cli
             .command(&[

@@ -13,7 +13,7 @@ use ostree_repo::{ContentSource, RepoError};
 
 use super::parallel::{self, BufThenErr, Job, Payload, Pool, SMALL_OBJECT_MAX};
 use super::reader::{EntryHeader, ReadError, TarReader};
-use super::validate::{checkout_type_allowed, type_name};
+use super::validate::{REF_ENTRY_COST, checkout_type_allowed, type_name};
 use super::{ChunkOutcome, ImportSession};
 use crate::error::{Location, Result, TarError};
 use crate::layout::{OBJECTS_PREFIX, REPO_PREFIX, TarObjectKind, normalize, parse_object_relpath};
@@ -47,6 +47,8 @@ pub(crate) struct LayerImporter<'a, 's, 't, 'r> {
     pub(super) allowed_meta: HashSet<ObjectName>,
     pub(super) allowed_content: HashSet<Checksum>,
     pub(super) metadata_total: u64,
+    /// Bytes of the memory budget taken for entries of the object sets above.
+    pub(super) set_bytes: u64,
     /// Workers writing small content objects (`None`: everything is written inline).
     pub(super) pool: Option<Arc<Pool>>,
 }
@@ -134,6 +136,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
             any_object: false,
             allowed_meta: HashSet::new(),
             allowed_content: HashSet::new(),
+            set_bytes: 0,
             metadata_total: 0,
             pool: None,
         }
@@ -490,6 +493,7 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     .insert(ObjectName::new(parsed.root_tree, ObjectType::DirTree));
                 self.allowed_meta
                     .insert(ObjectName::new(parsed.root_meta, ObjectType::DirMeta));
+                self.charge_set_entries(2, at)?;
             }
             TarObjectKind::CommitMeta => {
                 if !after_commit || self.commit != Some(c) {
@@ -525,15 +529,21 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                         object: Some(name),
                         reason: e.to_string(),
                     })?;
+                    let mut new = 0u64;
                     for f in dt.files {
-                        self.allowed_content.insert(f.checksum);
+                        new += u64::from(self.allowed_content.insert(f.checksum));
                     }
                     for d in dt.dirs {
-                        self.allowed_meta
-                            .insert(ObjectName::new(d.tree, ObjectType::DirTree));
-                        self.allowed_meta
-                            .insert(ObjectName::new(d.meta, ObjectType::DirMeta));
+                        new += u64::from(
+                            self.allowed_meta
+                                .insert(ObjectName::new(d.tree, ObjectType::DirTree)),
+                        );
+                        new += u64::from(
+                            self.allowed_meta
+                                .insert(ObjectName::new(d.meta, ObjectType::DirMeta)),
+                        );
                     }
+                    self.charge_set_entries(new, at)?;
                 }
             }
             TarObjectKind::FileXattrs => {
@@ -624,6 +634,9 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
                     ));
                 }
             }
+        }
+        if !dup {
+            self.charge_set_entries(1, at)?;
         }
         let txn = self.session.txn;
         match h.typeflag {
@@ -722,15 +735,39 @@ impl<'a, 's, 't, 'r> LayerImporter<'a, 's, 't, 'r> {
 
 /// The placeholder the parser stops with when a writer thread failed: the caller reports that
 /// thread's error instead; only a thread that died without one (a panic) leaves this standing.
+impl LayerImporter<'_, '_, '_, '_> {
+    /// Charges the memory budget for `n` new object-set entries ([`REF_ENTRY_COST`] each), so
+    /// that dirtrees naming millions of (phantom) objects are refused before they cost more
+    /// memory than the budget, not after.
+    pub(super) fn charge_set_entries(&mut self, n: u64, at: &Location) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let bytes = n.saturating_mul(REF_ENTRY_COST);
+        let budget = self.session.memory_budget();
+        budget.charge(bytes).map_err(|used| TarError::TooLarge {
+            at: at.clone(),
+            what: "memory for the objects the layers of an import name and hold (object sets and \
+                   cached xattr sets)",
+            size: used,
+            limit: budget.limit(),
+        })?;
+        self.set_bytes += bytes;
+        Ok(())
+    }
+}
+
 fn worker_failed() -> TarError {
     TarError::Internal("a writer thread of the layer failed".into())
 }
 
 impl Drop for LayerImporter<'_, '_, '_, '_> {
-    /// The layer's cached xattr sets go with it: their bytes return to the shared budget.
+    /// The layer's cached xattr sets and object sets go with it: their bytes return to the
+    /// shared budget.
     fn drop(&mut self) {
-        if self.cache_bytes > 0 {
-            self.session.xattr_budget().release(self.cache_bytes);
+        let n = self.cache_bytes + self.set_bytes;
+        if n > 0 {
+            self.session.memory_budget().release(n);
         }
     }
 }

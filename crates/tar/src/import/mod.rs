@@ -28,7 +28,7 @@ pub use oci::{
     AUTOCREATED_DIRS_KEY, FILTERED_KEY, IMPORTER_VERSION, IMPORTER_VERSION_KEY, OciLayerOptions,
     OciLayerOutcome, SELINUX_POLICY_KEY, VarRule, import_oci_layer,
 };
-pub use validate::{EMPTY_DIRTREE, ImportLimits};
+pub use validate::{EMPTY_DIRTREE, ImportLimits, REF_ENTRY_COST};
 pub use xattrs::MemoryBudget;
 
 /// Import settings.
@@ -46,10 +46,10 @@ pub struct ImportOptions {
     /// only stored for a commit that has none, so that an unverified image cannot replace
     /// valid signatures.
     pub replace_detached_metadata: bool,
-    /// The ceiling on cached xattr sets shared with other sessions (the store gives one to
-    /// all sessions of a pull); `None`: a budget of `limits.max_xattrs_cache` for this session,
-    /// shared by its layers.
-    pub xattr_budget: Option<std::sync::Arc<MemoryBudget>>,
+    /// The memory ceiling shared with other sessions (the store gives one to all sessions of a
+    /// pull): cached xattr sets and object sets ([`ImportLimits::max_import_memory`]); `None`: a
+    /// budget of `limits.max_import_memory` for this session, shared by its layers.
+    pub memory_budget: Option<std::sync::Arc<MemoryBudget>>,
 }
 
 /// A chunk layer's result.
@@ -94,8 +94,8 @@ pub struct ImportSession<'s, 't, 'r> {
     options: ImportOptions,
     interrupt: Option<&'s AtomicBool>,
     state: Mutex<State>,
-    /// `options.xattr_budget`, or one of this session's own.
-    xattr_budget: std::sync::Arc<MemoryBudget>,
+    /// `options.memory_budget`, or one of this session's own.
+    memory_budget: std::sync::Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for ImportSession<'_, '_, '_> {
@@ -121,13 +121,13 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
 
     /// A session with options.
     pub fn with_options(txn: &'t Transaction<'r>, options: ImportOptions) -> Self {
-        let xattr_budget = options.xattr_budget.clone().unwrap_or_else(|| {
-            std::sync::Arc::new(MemoryBudget::new(options.limits.max_xattrs_cache))
+        let memory_budget = options.memory_budget.clone().unwrap_or_else(|| {
+            std::sync::Arc::new(MemoryBudget::new(options.limits.max_import_memory))
         });
         ImportSession {
             txn,
             options,
-            xattr_budget,
+            memory_budget,
             interrupt: None,
             state: Mutex::new(State::default()),
         }
@@ -208,9 +208,9 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
         }
     }
 
-    /// The ceiling on cached xattr sets this session's layers share.
-    pub(super) fn xattr_budget(&self) -> &MemoryBudget {
-        &self.xattr_budget
+    /// The memory ceiling this session's layers share.
+    pub(super) fn memory_budget(&self) -> &MemoryBudget {
+        &self.memory_budget
     }
 
     /// Records that a layer used v0 entries.
@@ -248,14 +248,14 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                     reason: format!("commit {commit}: its commit layer was not imported"),
                 });
             }
-            let reach = validate::traverse(txn, &commit, &at)?;
+            let mut reach = validate::traverse(txn, &commit, &at)?;
             let empty = ObjectName::new(
                 EMPTY_DIRTREE
                     .parse::<Checksum>()
                     .map_err(|e| TarError::InvalidArgument(e.to_string()))?,
                 ObjectType::DirTree,
             );
-            let mut missing = reach.missing;
+            let mut missing = std::mem::take(&mut reach.missing);
             if let Some(i) = missing.iter().position(|m| *m == empty) {
                 txn.write_metadata(ObjectType::DirTree, Some(empty.checksum), &[0])
                     .map_err(|source| TarError::Repo {
@@ -273,7 +273,7 @@ impl<'s, 't, 'r> ImportSession<'s, 't, 'r> {
                 });
             }
             for (chunk, objects) in &st.chunks {
-                if let Some(o) = objects.iter().find(|o| !reach.content.contains(o)) {
+                if let Some(o) = objects.iter().find(|o| !reach.has_content(o)) {
                     return Err(TarError::Unreachable {
                         at: Location {
                             layer: match &chunk.digest {

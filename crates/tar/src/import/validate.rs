@@ -1,8 +1,6 @@
 //! Limits, entry classification, and the cross-layer checks of `finish()`: traversal of the
 //! commit through the transaction (staged objects count), membership and completeness.
 
-use std::collections::HashSet;
-
 use ostree_repo::Transaction;
 use ostree_repo::format::{Checksum, ObjectName, ObjectType};
 
@@ -22,8 +20,11 @@ pub struct ImportLimits {
     pub max_entries: u64,
     /// Most metadata bytes per layer (all dirtrees, dirmetas, commit, commitmeta).
     pub max_metadata_total: u64,
-    /// Most bytes of distinct xattr sets held in memory at once by all layers of an import.
-    pub max_xattrs_cache: u64,
+    /// Most bytes held at once by all layers of an import for what input can make grow without
+    /// bound: distinct cached xattr sets, and the sets of objects the commit's dirtrees name
+    /// (charged at [`REF_ENTRY_COST`] each). Below 256 MiB of peak RSS with the process's own
+    /// baseline, whatever the core count.
+    pub max_import_memory: u64,
 }
 
 impl Default for ImportLimits {
@@ -34,10 +35,17 @@ impl Default for ImportLimits {
             max_path: 4096,
             max_entries: 16 * 1024 * 1024,
             max_metadata_total: 4 * 1024 * 1024 * 1024,
-            max_xattrs_cache: 256 * 1024 * 1024,
+            max_import_memory: 192 * 1024 * 1024,
         }
     }
 }
+
+/// Bytes charged to the import's memory budget for each object recorded in one of a layer's
+/// object sets (the objects its dirtrees name, the objects it wrote). Measured, not derived: a
+/// hash-set entry of a checksum is 33 bytes, up to twice that in free slots after growth, and
+/// growth briefly holds the old table beside the new one (`tests/memory.rs` measures the peak).
+/// With the default budget an import may name about 1.5 million objects.
+pub const REF_ENTRY_COST: u64 = 128;
 
 /// The empty dirtree (`00`), which the reference's exporter may omit (spec §6.2).
 pub const EMPTY_DIRTREE: &str = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d";
@@ -45,10 +53,18 @@ pub const EMPTY_DIRTREE: &str = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb337387
 /// Everything a commit reaches, as seen through a transaction.
 #[derive(Debug, Default)]
 pub struct TxnReach {
-    /// Reachable content objects.
-    pub content: HashSet<Checksum>,
+    /// Every reachable object (held once: no second set of the content objects).
+    objects: std::collections::BTreeSet<ObjectName>,
     /// Reachable objects that are absent.
     pub missing: Vec<ObjectName>,
+}
+
+impl TxnReach {
+    /// Whether the content object `c` is reachable.
+    pub fn has_content(&self, c: &Checksum) -> bool {
+        self.objects
+            .contains(&ObjectName::new(*c, ObjectType::File))
+    }
 }
 
 fn repo_err(at: &Location, source: ostree_repo::RepoError) -> TarError {
@@ -58,10 +74,6 @@ fn repo_err(at: &Location, source: ostree_repo::RepoError) -> TarError {
     }
 }
 
-/// Walks `commit` through `txn` (staged and committed objects). Missing metadata and content
-/// are collected; a dirtree that is present but invalid is an error (the engine verified it on
-/// write, so this means on-disk corruption). A complete walk is remembered by the transaction,
-/// which then need not repeat it when it publishes.
 pub fn traverse(txn: &Transaction<'_>, commit: &Checksum, at: &Location) -> Result<TxnReach> {
     let r = txn.traverse_commit(commit).map_err(|e| match e {
         ostree_repo::RepoError::InvalidObject { object, source } => TarError::Corrupt {
@@ -88,12 +100,7 @@ pub fn traverse(txn: &Transaction<'_>, commit: &Checksum, at: &Location) -> Resu
         });
     }
     Ok(TxnReach {
-        content: r
-            .objects
-            .iter()
-            .filter(|o| o.object_type == ObjectType::File)
-            .map(|o| o.checksum)
-            .collect(),
+        objects: r.objects,
         missing: r.missing,
     })
 }

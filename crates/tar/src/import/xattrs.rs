@@ -69,7 +69,7 @@ impl LayerImporter<'_, '_, '_, '_> {
             .iter()
             .map(|(n, v)| (n.len() + v.len()) as u64 + 16)
             .sum();
-        let budget = self.session.xattr_budget();
+        let budget = self.session.memory_budget();
         if let Err(used) = budget.charge(size) {
             return Err(TarError::TooLarge {
                 at: at.clone(),
@@ -126,7 +126,7 @@ impl LayerImporter<'_, '_, '_, '_> {
 }
 
 /// A memory ceiling shared by every layer of one import (and, through
-/// [`super::ImportOptions::xattr_budget`], by the sessions of one pull): layers are imported
+/// [`super::ImportOptions::memory_budget`], by the sessions of one pull): layers are imported
 /// concurrently, one per core, so a per-layer cap would multiply with the core count.
 #[derive(Debug)]
 pub struct MemoryBudget {

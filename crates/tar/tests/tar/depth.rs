@@ -105,7 +105,7 @@ fn commit_layer_nested_too_deep_is_refused_naming_the_limit() {
         .and_then(|_| s.finish())
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
-    let msg = e.to_string();
+    let msg = ostree_errors::chain(&e);
     assert!(
         msg.contains("OSTREE_MAX_RECURSION") && msg.contains("limit of 256"),
         "{msg}"
@@ -130,7 +130,7 @@ fn export_of_a_too_deep_commit_fails_without_deep_recursion() {
         .spawn(move || {
             let repo = Repo::open(&dir).unwrap();
             let e = ExportPlan::new(&repo, deep).unwrap_err();
-            let msg = e.to_string();
+            let msg = ostree_errors::chain(&e);
             assert!(msg.contains("deeper than 256"), "{msg}");
         })
         .unwrap()

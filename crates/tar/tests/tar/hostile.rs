@@ -453,7 +453,7 @@ fn xattr_cache_ceiling_is_shared_by_concurrent_layers() {
     let end = vec![0u8; 1024];
     let txn = repo.begin_transaction().unwrap();
     let mut o = ostree_tar::ImportOptions::default();
-    o.xattr_budget = Some(Arc::clone(&budget));
+    o.memory_budget = Some(Arc::clone(&budget));
     let s = ImportSession::with_options(&txn, o);
     let (go_tx, go_rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
@@ -479,7 +479,7 @@ fn xattr_cache_ceiling_is_shared_by_concurrent_layers() {
         b.extend_from_slice(&end);
         let e = s.import_chunk_layer(&b[..], Some("sha256:bb")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
-        assert!(e.to_string().contains("xattr sets"), "{e}");
+        assert!(ostree_errors::chain(&e).contains("xattr sets"), "{e}");
         go_tx.send(()).unwrap();
         a.join().unwrap().expect("layer A alone fits");
     });

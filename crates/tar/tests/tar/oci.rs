@@ -610,7 +610,7 @@ fn libostree_merge_applies_our_whiteouts() {
 
 fn assert_err(e: &TarError, kind: ErrorKind, needle: &str) {
     assert_eq!(e.kind(), kind, "{e}");
-    let s = e.to_string();
+    let s = ostree_errors::chain(&e);
     assert!(s.contains(&format!("layer {DIGEST}")), "{s}");
     assert!(s.contains(needle), "{needle:?} not in {s}");
 }
@@ -765,7 +765,7 @@ fn dangling_hardlinks_and_device_nodes_refused() {
         let data = Layer::new().add(ent("etc/node", ty)).bytes();
         let e = import_err(&repo, &data, &opts());
         assert_err(&e, ErrorKind::Unsupported, what);
-        assert!(e.to_string().contains("\"etc/node\""), "{e}");
+        assert!(ostree_errors::chain(&e).contains("\"etc/node\""), "{e}");
     }
     // Below a non-directory.
     let data = Layer::new()
@@ -979,7 +979,7 @@ fn paths_nested_deeper_than_ostree_max_recursion_refused() {
         let e = import_err(&repo, &layer, &opts());
         assert_err(&e, ErrorKind::TooLarge, "OSTREE_MAX_RECURSION");
         assert!(
-            e.to_string().contains("257 exceeds the limit of 256"),
+            ostree_errors::chain(&e).contains("257 exceeds the limit of 256"),
             "{e}"
         );
     }

@@ -99,7 +99,10 @@ fn assert_names(e: &TarError, obj: &ObjectName) {
             );
             match &**source {
                 RepoError::InvalidObject { object, .. } => assert_eq!(object, obj, "{e}"),
-                _ => assert!(source.to_string().contains(&obj.checksum.to_hex()), "{e}"),
+                _ => assert!(
+                    ostree_errors::chain(&source).contains(&obj.checksum.to_hex()),
+                    "{e}"
+                ),
             }
         }
         TarError::Corrupt { at, object, .. } => {
