@@ -22,6 +22,11 @@ fn scratch() -> tempfile::TempDir {
     test_support::scratch("oc-image-cli-")
 }
 
+/// For fixtures held in a `static` (see `test_support::shared_scratch`).
+fn shared_scratch() -> tempfile::TempDir {
+    test_support::shared_scratch("oc-image-cli-")
+}
+
 struct Image {
     _dir: tempfile::TempDir,
     layout: PathBuf,
@@ -53,7 +58,7 @@ fn derived_image(dir: &Path, name: &str, derived: Vec<Vec<u8>>) -> PathBuf {
 fn image() -> &'static Image {
     static I: OnceLock<Image> = OnceLock::new();
     I.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let l1 = LayerTar::new()
             .dir("usr/", 0o755, 0, 0)
             .file("usr/bin/added", b"added", 0o755, 0, 0)

@@ -22,6 +22,11 @@ fn scratch() -> tempfile::TempDir {
     test_support::scratch("oc-unencap-cli-")
 }
 
+/// For fixtures held in a `static` (see `test_support::shared_scratch`).
+fn shared_scratch() -> tempfile::TempDir {
+    test_support::shared_scratch("oc-unencap-cli-")
+}
+
 struct Image {
     _dir: tempfile::TempDir,
     layout: PathBuf,
@@ -32,7 +37,7 @@ struct Image {
 fn image() -> &'static Image {
     static I: OnceLock<Image> = OnceLock::new();
     I.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let src = dir.path().join("tree");
         tree::generate_tree(
             &src,

@@ -41,6 +41,11 @@ pub fn scratch() -> tempfile::TempDir {
     test_support::scratch("oc-encap-")
 }
 
+/// For fixtures held in a `static` (see `test_support::shared_scratch`).
+pub fn shared_scratch() -> tempfile::TempDir {
+    test_support::shared_scratch("oc-encap-")
+}
+
 pub fn metadata() -> MetaDict {
     let mut m = MetaDict::default();
     m.push("version", Value::Str("42.1".into()));
@@ -72,7 +77,7 @@ pub fn commit_tree(repo: &Repo, src: &Path, branch: &str, canonical: bool) -> Ch
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let (src, repo) = generated_source(dir.path(), 2, 33);
         let repo_path = repo.path().to_path_buf();
         let commit = commit_tree(&repo, &src, "fixture", false);

@@ -139,7 +139,7 @@ fn make_base(root: &Path) -> Result<BaseImage> {
 pub fn base() -> &'static BaseImage {
     static F: OnceLock<Fixture> = OnceLock::new();
     let f = F.get_or_init(|| {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = test_support::shared_scratch("oc-fetch-");
         let base = make_base(tmp.path()).expect("building base image");
         Fixture { _tmp: tmp, base }
     });

@@ -15,7 +15,7 @@ use test_support::oci::{LayerCompression, NO_LABELS, ostree_labels, write_layout
 use test_support::ostree_cli::OstreeCli;
 
 use crate::common::anon;
-use crate::{commit_base, mkdir, put, scratch};
+use crate::{commit_base, mkdir, put, scratch, shared_scratch};
 use test_support::layer::LayerTar;
 
 /// A derived image and the tree a container runtime shows for it.
@@ -115,7 +115,7 @@ fn expected_tree(root: &Path) {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let tree = dir.path().join("base-tree");
         base_tree(&tree);
         let (_, base_commit, base_layer) = commit_base(dir.path(), &tree);

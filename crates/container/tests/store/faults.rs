@@ -17,7 +17,7 @@ use test_support::registry::{Registry, RegistryOptions};
 use test_support::skopeo::skopeo_copy;
 
 use crate::common::insecure;
-use crate::{commit_base, mkdir, put, scratch};
+use crate::{commit_base, mkdir, put, scratch, shared_scratch};
 
 /// A base commit layer and `n` derived layers of incompressible data.
 struct Layers {
@@ -30,7 +30,7 @@ struct Layers {
 fn layers() -> &'static Layers {
     static L: OnceLock<Layers> = OnceLock::new();
     L.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let tree = dir.path().join("base");
         mkdir(&tree, "", 0o755, 0, 0);
         put(&tree, "usr/bin/base", b"base", 0o755, 0, 0);

@@ -28,6 +28,11 @@ pub fn scratch() -> tempfile::TempDir {
     test_support::scratch("oc-store-")
 }
 
+/// For fixtures held in a `static` (see `test_support::shared_scratch`).
+pub fn shared_scratch() -> tempfile::TempDir {
+    test_support::shared_scratch("oc-store-")
+}
+
 /// Writes a regular file with mode and owner (parents created 0755).
 pub fn put(root: &Path, rel: &str, data: &[u8], mode: u32, uid: u32, gid: u32) {
     let p = root.join(rel);

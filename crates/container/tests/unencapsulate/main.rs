@@ -43,6 +43,11 @@ pub fn scratch() -> tempfile::TempDir {
     test_support::scratch("oc-unencap-")
 }
 
+/// For fixtures held in a `static` (see `test_support::shared_scratch`).
+pub fn shared_scratch() -> tempfile::TempDir {
+    test_support::shared_scratch("oc-unencap-")
+}
+
 /// Writes an uncompressed or gzip single-layer image of `commit` at `dir`.
 pub fn single_layer_image(
     repo: &Repo,
@@ -62,7 +67,7 @@ pub fn single_layer_image(
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = scratch();
+        let dir = shared_scratch();
         let (src, repo) = generated_source(dir.path(), 3, 21);
         let source_repo = repo.path().to_path_buf();
         let mut spec = CommitSpec::new();
