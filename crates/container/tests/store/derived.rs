@@ -610,8 +610,20 @@ fn merge_commit_deploys_with_ostree_admin() {
     )
     .unwrap();
     let merge = out.merge_commit.unwrap().to_hex();
-    admin(&["deploy", "--os=testos", &merge]);
     let deployed = sysroot.join(format!("ostree/deploy/testos/deploy/{merge}.0"));
+    // libostree makes the deployment root immutable; without this the scratch directory
+    // could not be removed (each run left one behind).
+    struct ClearImmutable(std::path::PathBuf);
+    impl Drop for ClearImmutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _mutable = ClearImmutable(deployed.clone());
+    admin(&["deploy", "--os=testos", &merge]);
     assert_eq!(
         std::fs::read(deployed.join("usr/bin/tool")).unwrap(),
         b"#!/bin/sh\n"
