@@ -46,7 +46,10 @@ fn read(path: &Path) -> Result<Vec<u8>, SelinuxError> {
 
 /// The specs of one spec file (`base` plus `suffix`), in file order; `Ok(None)` when neither
 /// it nor its `.bin` exists.
-fn load_one(base: &Path, suffix: Option<&str>) -> Result<Option<Result<Vec<Spec>, Unsupported>>, SelinuxError> {
+fn load_one(
+    base: &Path,
+    suffix: Option<&str>,
+) -> Result<Option<Result<Vec<Spec>, Unsupported>>, SelinuxError> {
     let text_path = match suffix {
         Some(s) => with_suffix(base, s),
         None => base.to_path_buf(),
@@ -75,7 +78,10 @@ fn load_one(base: &Path, suffix: Option<&str>) -> Result<Option<Result<Vec<Spec>
             return unsupported(format!("{} does not parse", text_file.display()));
         };
         let Some(from_bin) = binfile::parse_bin(&data) else {
-            return unsupported(format!("{} is not a compiled file libselinux 3.4 reads", chosen.display()));
+            return unsupported(format!(
+                "{} is not a compiled file libselinux 3.4 reads",
+                chosen.display()
+            ));
         };
         if parse::sort_specs(from_bin) != parse::sort_specs(from_text.clone()) {
             return unsupported(format!(

@@ -207,7 +207,10 @@ mod tests {
 
     #[test]
     fn stems_and_meta() {
-        assert_eq!(stem_of_spec(b"/usr/bin(/.*)?").as_deref(), Some(&b"/usr"[..]));
+        assert_eq!(
+            stem_of_spec(b"/usr/bin(/.*)?").as_deref(),
+            Some(&b"/usr"[..])
+        );
         assert_eq!(stem_of_spec(b"/usr(/.*)?"), None);
         assert_eq!(stem_of_spec(b"/usr"), None);
         assert_eq!(stem_of_spec(b"/"), None);

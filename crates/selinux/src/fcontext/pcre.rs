@@ -318,7 +318,10 @@ mod tests {
         assert_eq!(t("/usr/lib64?/x").prefix, b"/usr/lib6");
         assert_eq!(t("/usr/lib6+").prefix, b"/usr/lib6");
         assert_eq!(t("/a|/b").prefix, b"");
-        assert_eq!(t("/etc/x\\.conf").literal.as_deref(), Some(&b"/etc/x.conf"[..]));
+        assert_eq!(
+            t("/etc/x\\.conf").literal.as_deref(),
+            Some(&b"/etc/x.conf"[..])
+        );
         assert_eq!(t("/etc/x\\.conf").prefix, b"/etc/x.conf");
         assert_eq!(t("/etc/x$").literal.as_deref(), Some(&b"/etc/x"[..]));
         assert_eq!(t("/x.*").literal, None);
@@ -327,8 +330,21 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_mirror() {
         for s in [
-            "/a(?=b)", "/a\\1", "/a*+", "/a{x}", "/a$b", "(", "/a)", "*a", "/a\\", "/[a",
-            "/[[:foo:]]", "/[z-a]", "/a**", "/a\\n", "/\u{e9}",
+            "/a(?=b)",
+            "/a\\1",
+            "/a*+",
+            "/a{x}",
+            "/a$b",
+            "(",
+            "/a)",
+            "*a",
+            "/a\\",
+            "/[a",
+            "/[[:foo:]]",
+            "/[z-a]",
+            "/a**",
+            "/a\\n",
+            "/\u{e9}",
         ] {
             assert!(translate(s.as_bytes()).is_err(), "{s}");
         }
@@ -338,7 +354,11 @@ mod tests {
     fn classes() {
         assert!(t("/[]a]").pattern.contains("[\\x5D\\x61]"));
         assert!(t("/[^/]*").pattern.contains("[^\\x2F]*"));
-        assert!(t("/[[:digit:]x-z-]").pattern.contains("[[:digit:]\\x78-\\x7A\\x2D]"));
+        assert!(
+            t("/[[:digit:]x-z-]")
+                .pattern
+                .contains("[[:digit:]\\x78-\\x7A\\x2D]")
+        );
         assert!(t("/[a[]").pattern.contains("[\\x61\\x5B]"));
     }
 }
