@@ -104,7 +104,10 @@ pub fn spec(regex: Vec<u8>, mode: u32, context: Vec<u8>) -> Spec {
 }
 
 /// The fields of one line (without its `\n`): `None` for blank and comment lines.
-fn line_fields(line: &[u8]) -> Result<Option<(Vec<u8>, u32, Vec<u8>)>, LineError> {
+/// A spec line's fields: regex, file type bits, context.
+type Fields = (Vec<u8>, u32, Vec<u8>);
+
+fn line_fields(line: &[u8]) -> Result<Option<Fields>, LineError> {
     let mut i = 0;
     while i < line.len() && is_space(line[i]) {
         i += 1;

@@ -596,3 +596,57 @@ fn malformed_lines_are_typed_errors() {
         );
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 96, ..Default::default() })]
+
+    /// A damaged hand-written policy (bytes cut or replaced: NULs, non-ASCII, stray meta
+    /// characters): libselinux and the native backend (with its fallback) both refuse it, or
+    /// both open it and give the same answers.
+    #[test]
+    fn damaged_policy_native_equals_libselinux(
+        cuts in proptest::collection::vec((0usize..HAND_FC.len(), proptest::prelude::any::<u8>()), 1..6),
+        path in "/[a-z/.+]{0,16}",
+    ) {
+        let mut fc = HAND_FC.as_bytes().to_vec();
+        for (at, b) in cuts {
+            let at = at.min(fc.len().saturating_sub(1));
+            if b % 5 == 0 {
+                fc.truncate(at);
+            } else if at < fc.len() {
+                fc[at] = b;
+            }
+        }
+        let dir = test_support::scratch("oc-selinux-dmg-");
+        let p = dir.path().join("usr/etc/selinux");
+        std::fs::create_dir_all(p.join("t/contexts/files")).unwrap();
+        std::fs::create_dir_all(p.join("t/policy")).unwrap();
+        std::fs::write(p.join("config"), "SELINUX=enforcing\nSELINUXTYPE=t\n").unwrap();
+        std::fs::write(p.join("t/policy/policy.33"), b"x").unwrap();
+        std::fs::write(p.join("t/contexts/files/file_contexts"), &fc).unwrap();
+        let n = SePolicy::open_root(dir.path());
+        let l = SePolicy::open_root_with(dir.path(), LookupBackend::Libselinux);
+        match (n, l) {
+            (Ok(Some(n)), Ok(Some(l))) => {
+                for q in [path.as_str(), "/", "/srv/www/index.html", "/dev/tty", "/alt/b", "/end/x"] {
+                    for m in MODES {
+                        let a = n.lookup(q, m).map_err(|e| e.to_string());
+                        let b = l.lookup(q, m).map_err(|e| e.to_string());
+                        proptest::prop_assert!(
+                            a.is_err() == b.is_err() && (a.is_err() || a == b),
+                            "{q:?} {m:o}: native {a:?} libselinux {b:?}\n{}",
+                            String::from_utf8_lossy(&fc)
+                        );
+                    }
+                }
+            }
+            (n, l) => proptest::prop_assert!(
+                n.is_err() && l.is_err(),
+                "native {:?} libselinux {:?}\n{}",
+                n.map(|p| p.map(|p| p.backend())),
+                l.map(|p| p.map(|p| p.backend())),
+                String::from_utf8_lossy(&fc)
+            ),
+        }
+    }
+}
