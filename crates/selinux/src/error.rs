@@ -48,7 +48,7 @@ pub enum SelinuxError {
         root: PathBuf,
     },
     /// A line of a spec file libselinux would refuse (it then fails `selabel_open`).
-    #[error("SELinux file contexts: {0}")]
+    #[error("SELinux file contexts")]
     FileContexts(#[from] crate::fcontext::ParseError),
     /// The policy has neither `file_contexts` nor `file_contexts.bin`.
     #[error("SELinux policy: no {} (nor its .bin)", path.display())]
