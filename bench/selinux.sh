@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SELinux labelling figures (issue 13): a generated 30,000-file tree with Debian's
 # selinux-policy-default (scripts/selinux-root.sh), labelled by ostree-selinux: policy load,
-# lookups, a full relabel, a relabel that changes nothing, and the merge's policy-unchanged check.
+# lookups, a full relabel, a relabel that changes nothing, and the merge's policy-unchanged check,
+# for each lookup backend (libselinux first as the baseline, then the native matcher, with ratios).
 # Baseline in the same run: `ostree commit --selinux-policy` of the same tree (2022.7).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"

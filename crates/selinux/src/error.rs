@@ -47,6 +47,15 @@ pub enum SelinuxError {
         /// The policy root.
         root: PathBuf,
     },
+    /// A line of a spec file libselinux would refuse (it then fails `selabel_open`).
+    #[error("SELinux file contexts")]
+    FileContexts(#[from] crate::fcontext::ParseError),
+    /// The policy has neither `file_contexts` nor `file_contexts.bin`.
+    #[error("SELinux policy: no {} (nor its .bin)", path.display())]
+    NoFileContexts {
+        /// The missing spec file.
+        path: PathBuf,
+    },
     /// Reading the tree holding the policy failed.
     #[error("reading the SELinux policy from the tree")]
     Repo(#[from] Box<ostree_repo::RepoError>),

@@ -33,6 +33,16 @@ pub(crate) enum Lookup {
     None,
 }
 
+impl Lookup {
+    /// The label, if any.
+    pub(crate) fn into_label(self) -> Option<Vec<u8>> {
+        match self {
+            Lookup::Label(l) => Some(l),
+            Lookup::None => None,
+        }
+    }
+}
+
 impl Handle {
     /// `selabel_open(SELABEL_CTX_FILE, {SELABEL_OPT_PATH: file_contexts})`: the same files
     /// libostree's `selinux_set_policy_root(root)` + `selabel_open(…, NULL, 0)` loads (the

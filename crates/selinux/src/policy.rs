@@ -10,7 +10,48 @@ use sha2::{Digest, Sha256};
 use crate::config::parse_config;
 use crate::error::{SelinuxError, io};
 use crate::extract::{ObjectSource, find, write_dir, write_file};
+use crate::fcontext::{Load, Matcher};
 use crate::handle::{Handle, Lookup};
+
+/// Which implementation answers label lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LookupBackend {
+    /// The native matcher ([`crate::fcontext`]), exact with respect to libselinux 3.4 and
+    /// thousands of times faster; a policy it cannot mirror exactly is left to libselinux
+    /// (logged), so asking for it never gives a wrong label.
+    #[default]
+    Native,
+    /// libselinux's `selabel_lookup_raw`, through the `selinux` crate.
+    Libselinux,
+}
+
+/// The lookup implementation of a loaded policy.
+#[derive(Debug)]
+enum Backend {
+    Native(Matcher),
+    Libselinux(Handle),
+}
+
+impl Backend {
+    fn lookup(&self, path: &str, mode: u32) -> Result<Option<Vec<u8>>, LabelError> {
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| LabelError {
+            path: path.to_string(),
+            source,
+        };
+        match self {
+            Backend::Native(m) => m
+                .lookup(path.as_bytes(), mode)
+                .map(|o| o.map(<[u8]>::to_vec))
+                .map_err(|e| err(Box::new(e))),
+            Backend::Libselinux(h) => match h.lookup(path, mode) {
+                Ok(Lookup::Label(l)) => Ok(Some(l)),
+                Ok(Lookup::None) => Ok(None),
+                Err(e) => Err(err(Box::new(e))),
+            },
+        }
+    }
+}
 
 /// Where ostree trees keep the policy (`/etc` lives in `/usr/etc`).
 pub const POLICY_DIR: &str = "usr/etc/selinux";
@@ -86,7 +127,7 @@ pub struct SePolicy {
     name: String,
     root: PathBuf,
     csum: String,
-    handle: Handle,
+    backend: Backend,
     epoch: LabelingEpoch,
     id: Option<PolicyId>,
     /// The scratch copy the policy was read from (`from_tree`), kept while it is used.
@@ -99,7 +140,18 @@ impl SePolicy {
     /// (`SELINUX=enforcing|permissive`), else there is no policy (`None`). libselinux must load
     /// `<type>/contexts/files/file_contexts` and give `/` a label, and a binary policy
     /// `<type>/policy/policy.<N>` must exist (libostree checksums the highest `N`).
+    ///
+    /// Lookups use the native matcher ([`LookupBackend::Native`]); see
+    /// [`SePolicy::open_root_with`].
     pub fn open_root(root: &Path) -> Result<Option<SePolicy>, SelinuxError> {
+        SePolicy::open_root_with(root, LookupBackend::Native)
+    }
+
+    /// [`SePolicy::open_root`] with lookups by `backend`.
+    pub fn open_root_with(
+        root: &Path,
+        backend: LookupBackend,
+    ) -> Result<Option<SePolicy>, SelinuxError> {
         let mut dir = root.join("etc/selinux");
         if std::fs::symlink_metadata(&dir).is_err() {
             dir = root.join(POLICY_DIR);
@@ -136,21 +188,42 @@ impl SePolicy {
                 source,
             }
         };
-        let handle = Handle::open(&fc).map_err(lib_err("selabel_open(SELABEL_CTX_FILE)"))?;
+        let open_lib = || -> Result<Backend, SelinuxError> {
+            Handle::open(&fc)
+                .map(Backend::Libselinux)
+                .map_err(lib_err("selabel_open(SELABEL_CTX_FILE)"))
+        };
+        let backend = match backend {
+            LookupBackend::Libselinux => open_lib()?,
+            LookupBackend::Native => match crate::fcontext::load(&fc)? {
+                Load::Native(m) => Backend::Native(m),
+                Load::Unsupported(why) => {
+                    tracing::warn!(
+                        policy = %proot.display(),
+                        reason = %why,
+                        "native file_contexts matcher cannot mirror this policy exactly; using libselinux"
+                    );
+                    open_lib()?
+                }
+            },
+        };
         // libostree checks that `/` (mode 0755, no type bits) has a label.
-        match handle
-            .lookup("/", 0o755)
-            .map_err(lib_err("looking up the context of /"))?
-        {
-            Lookup::Label(_) => {}
-            Lookup::None => return Err(SelinuxError::NoRootLabel { root: proot }),
+        let root_label = match &backend {
+            Backend::Libselinux(h) => h
+                .lookup("/", 0o755)
+                .map_err(lib_err("looking up the context of /"))?
+                .into_label(),
+            Backend::Native(m) => m.lookup(b"/", 0o755).ok().flatten().map(<[u8]>::to_vec),
+        };
+        if root_label.is_none() {
+            return Err(SelinuxError::NoRootLabel { root: proot });
         }
         let csum = binary_policy_checksum(&proot)?;
         Ok(Some(SePolicy {
             name,
             root: proot,
             csum,
-            handle,
+            backend,
             epoch: LabelingEpoch::V0,
             id: None,
             _scratch: None,
@@ -162,6 +235,15 @@ impl SePolicy {
     pub fn from_tree(
         src: &dyn ObjectSource,
         tree: &mut MutableTree,
+    ) -> Result<Option<SePolicy>, SelinuxError> {
+        SePolicy::from_tree_with(src, tree, LookupBackend::Native)
+    }
+
+    /// [`SePolicy::from_tree`] with lookups by `backend`.
+    pub fn from_tree_with(
+        src: &dyn ObjectSource,
+        tree: &mut MutableTree,
+        backend: LookupBackend,
     ) -> Result<Option<SePolicy>, SelinuxError> {
         let Some(id) = policy_id(src, tree)? else {
             return Ok(None);
@@ -195,7 +277,7 @@ impl SePolicy {
                 }
             }
         }
-        let mut p = SePolicy::open_root(scratch.path())?;
+        let mut p = SePolicy::open_root_with(scratch.path(), backend)?;
         if let Some(p) = p.as_mut() {
             p.id = Some(id);
             p._scratch = Some(scratch);
@@ -216,6 +298,15 @@ impl SePolicy {
     pub fn with_epoch(mut self, epoch: LabelingEpoch) -> Self {
         self.epoch = epoch;
         self
+    }
+
+    /// The implementation answering lookups (libselinux when the native matcher could not
+    /// mirror the policy).
+    pub fn backend(&self) -> LookupBackend {
+        match self.backend {
+            Backend::Native(_) => LookupBackend::Native,
+            Backend::Libselinux(_) => LookupBackend::Libselinux,
+        }
     }
 
     /// The policy type (`SELINUXTYPE`), libostree's `ostree_sepolicy_get_name`.
@@ -242,14 +333,7 @@ impl SePolicy {
     /// `/proc` is looked up as `/mnt` (libostree's workaround); no match → `None`.
     pub fn lookup(&self, path: &str, mode: u32) -> Result<Option<Vec<u8>>, LabelError> {
         let path = if path == "/proc" { "/mnt" } else { path };
-        match self.handle.lookup(path, mode) {
-            Ok(Lookup::Label(l)) => Ok(Some(l)),
-            Ok(Lookup::None) => Ok(None),
-            Err(e) => Err(LabelError {
-                path: path.to_string(),
-                source: Box::new(e),
-            }),
-        }
+        self.backend.lookup(path, mode)
     }
 
     /// The path `relpath` is labelled as, per the epoch.

@@ -2,6 +2,7 @@
 //! `selinux-policy-default`) must give exactly the objects `ostree commit --selinux-policy`
 //! gives the same files (ostree 2022.7 on the host, 2025.2 from the Debian 13 chroot).
 
+mod differential;
 mod layer;
 mod relabel;
 
