@@ -66,6 +66,14 @@ static BASE: LazyLock<Base> = LazyLock::new(|| {
     }
 });
 
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}/{name}")
+    }
+}
+
 fn entries(txn: &Transaction<'_>, t: &mut MutableTree) -> BTreeMap<String, MtreeEntry> {
     t.entries(txn).expect("load a directory").clone()
 }
@@ -96,7 +104,7 @@ fn check(
         if name.starts_with(WHITEOUT_PREFIX) {
             continue;
         }
-        let p = format!("{path}/{name}");
+        let p = join(path, name);
         match (le, m.get(name)) {
             (MtreeEntry::File(c), Some(MtreeEntry::File(mc))) => {
                 assert_eq!(c, mc, "{p}: merged file is not the layer's");
@@ -118,7 +126,7 @@ fn check(
     }
     for (name, be) in &b {
         let hidden = opaque || l.contains_key(&format!("{WHITEOUT_PREFIX}{name}"));
-        let p = format!("{path}/{name}");
+        let p = join(path, name);
         if l.contains_key(name) {
             continue;
         }
