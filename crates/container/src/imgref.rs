@@ -121,7 +121,10 @@ impl ImageReference {
                 },
                 None => ("", self.name.as_str()),
             };
-            if let Some(id) = image.strip_prefix("sha256:") {
+            // An empty ID would leave skopeo no image name at all: keep the reference as is.
+            if let Some(id) = image.strip_prefix("sha256:")
+                && !id.is_empty()
+            {
                 return format!("{}{store}{id}", self.transport.prefix());
             }
         }

@@ -138,6 +138,22 @@ fn skopeo_string() {
     }
 }
 
+/// Found by the `image_reference` fuzz target: stripping `sha256:` from an empty image ID gave
+/// skopeo an empty name (`containers-storage:`, or a bare `[store]`), which is no reference.
+#[test]
+fn skopeo_string_of_an_empty_image_id_is_a_reference() {
+    for input in [
+        "containers-storage:sha256:",
+        "containers-storage:[overlay@/g+/r]sha256:",
+    ] {
+        let r: ImageReference = input.parse().unwrap();
+        let s = r.to_skopeo_string();
+        assert_eq!(s, input);
+        let back: ImageReference = s.parse().unwrap();
+        assert_eq!(back, r);
+    }
+}
+
 fn arb_imgref() -> impl Strategy<Value = ImageReference> {
     (
         proptest::sample::select(Transport::ALL.to_vec()),
