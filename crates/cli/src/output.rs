@@ -22,8 +22,8 @@ pub fn print_error(e: &anyhow::Error) {
 
 /// Maps the error's kind (never its text) to an exit code.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
-    let kind = e.chain().find_map(ostree_container::error_kind);
-    match kind {
+    // `error_kind` walks the chain itself, through anyhow's context layers.
+    match ostree_container::error_kind(e.as_ref()) {
         Some(ostree_container::ErrorKind::Interrupted) => EXIT_INTERRUPTED,
         _ => EXIT_FAILURE,
     }

@@ -24,6 +24,27 @@ pub fn scratch(prefix: &str) -> tempfile::TempDir {
         .unwrap()
 }
 
+/// Every entry under `dir` that is not a directory (symlinks not followed), sorted; empty if
+/// `dir` does not exist.
+pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.insert(e.path());
+            }
+        }
+    }
+    out
+}
+
 /// A scratch directory for a fixture held in a `static`. Statics are never dropped, so a plain
 /// [`scratch`] there outlives every test run (each run left one such directory, 117 MB for
 /// some, in /var/tmp). This one is named after the process, and those left by processes that

@@ -173,7 +173,7 @@ fn accept_anything_policy_is_refused_before_skopeo_runs() {
 
 /// The proxy's refusal at `OpenImage`: a fetch error, unclassified by us (`Proxy`), with
 /// skopeo's reason in the message.
-fn assert_proxy_refusal(e: &StoreError, reason: &str, what: &str) {
+pub(crate) fn assert_proxy_refusal(e: &StoreError, reason: &str, what: &str) {
     match e {
         StoreError::Fetch(f) => assert_eq!(f.reason(), FetchReason::Proxy, "{what}: {f:?}"),
         other => panic!("{what}: not refused by the proxy: {other:?}"),

@@ -13,17 +13,17 @@
 //! object, both ostree versions' fsck clean. GnuPG runs in the Debian 13 chroot, as the
 //! skopeo that signs (gpgme) does; every file lives under `/var/tmp`, which the chroot shares.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ostree_container::store::{self, ErrorKind, PullOptions, StoreError};
+use ostree_container::store::{self, PullOptions, StoreError};
 use ostree_container::unencapsulate::{UnencapsulateOptions, unencapsulate};
-use ostree_container::{FetchConfig, FetchReason, OstreeImageReference};
+use ostree_container::{FetchConfig, OstreeImageReference};
 use ostree_repo::{Repo, RepoMode};
 use test_support::ostree_cli::OstreeCli;
 use test_support::registry::{Registry, RegistryOptions};
 
+use crate::signed::assert_proxy_refusal;
 use crate::{d13, fixture, modern, scratch};
 
 fn ok(cmd: &mut Command) -> String {
@@ -210,7 +210,7 @@ fn setup() -> Setup {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     push("sigstore/stranger", None, &args);
     // The simple signatures are in the lookaside, named by repository and manifest digest.
-    let sigs: Vec<String> = walk(&lookaside)
+    let sigs: Vec<String> = test_support::files_under(&lookaside)
         .into_iter()
         .map(|p| p.strip_prefix(&lookaside).unwrap().display().to_string())
         .collect();
@@ -247,26 +247,6 @@ fn setup() -> Setup {
     }
 }
 
-/// Every file under `dir`, sorted.
-fn walk(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.insert(e.path());
-            }
-        }
-    }
-    out
-}
-
 fn oref(s: &str) -> OstreeImageReference {
     s.parse().unwrap()
 }
@@ -299,7 +279,7 @@ fn assert_nothing_published(repo: &Repo, what: &str) {
         "{what}: refs {:?}",
         repo.list_refs()
     );
-    let objects = walk(&repo.path().join("objects"));
+    let objects = test_support::files_under(&repo.path().join("objects"));
     assert!(objects.is_empty(), "{what}: objects {objects:?}");
     OstreeCli::new()
         .unwrap()
@@ -313,16 +293,6 @@ fn assert_nothing_published(repo: &Repo, what: &str) {
         .unwrap()
         .check()
         .unwrap_or_else(|e| panic!("ostree 2025.2, {what}: {e}"));
-}
-
-fn assert_proxy_refusal(e: &StoreError, reason: &str, what: &str) {
-    match e {
-        StoreError::Fetch(f) => assert_eq!(f.reason(), FetchReason::Proxy, "{what}: {f:?}"),
-        other => panic!("{what}: not refused by the proxy: {other:?}"),
-    }
-    assert_eq!(e.kind(), ErrorKind::Proxy, "{what}");
-    let msg = ostree_errors::chain(&e);
-    assert!(msg.contains(reason), "{what}: {msg}");
 }
 
 #[test]

@@ -12,7 +12,6 @@
 //!   chunk layer is missing from the layout is refused for its signature, the chunk never
 //!   being asked for.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -256,25 +255,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn walk(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.insert(e.path());
-            }
-        }
-    }
-    out
-}
-
 /// Nothing published: no ref, not one file under `objects/` (the repository was empty), fsck
 /// clean.
 fn assert_nothing_published(repo: &Repo, what: &str) {
@@ -283,7 +263,7 @@ fn assert_nothing_published(repo: &Repo, what: &str) {
         "{what}: refs {:?}",
         repo.list_refs()
     );
-    let objects = walk(&repo.path().join("objects"));
+    let objects = test_support::files_under(&repo.path().join("objects"));
     assert!(objects.is_empty(), "{what}: objects {objects:?}");
     OstreeCli::new()
         .unwrap()
