@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -46,7 +47,8 @@ pub struct ImportRenderer {
     state: Arc<Mutex<Vec<LayerPlan>>>,
     bars: Arc<Mutex<Option<Bars>>>,
     done: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the ticker: it wakes at once rather than at its next tick.
+    stop: Mutex<Option<mpsc::Sender<()>>>,
     ticker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -87,7 +89,7 @@ impl ImportRenderer {
             state: Arc::default(),
             bars: Arc::default(),
             done: Arc::default(),
-            stop: Arc::default(),
+            stop: Mutex::new(None),
             ticker: Mutex::new(None),
         })
     }
@@ -98,7 +100,9 @@ impl ImportRenderer {
 
     /// Stops the ticker and prints the final event.
     pub fn finish(&self, result: Option<(&Checksum, bool)>) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut s) = self.stop.lock() {
+            s.take();
+        }
         if let Ok(mut t) = self.ticker.lock()
             && let Some(h) = t.take()
         {
@@ -243,12 +247,15 @@ impl ImportProgress for ImportRenderer {
             }
         }
         // One ticker polls the counters: the fetch path only bumps atomics.
-        let (state, bars, stop, done) = (
+        let (state, bars, done) = (
             Arc::clone(&self.state),
             Arc::clone(&self.bars),
-            Arc::clone(&self.stop),
             Arc::clone(&self.done),
         );
+        let (stop_tx, stop) = mpsc::channel::<()>();
+        if let Ok(mut s) = self.stop.lock() {
+            *s = Some(stop_tx);
+        }
         let json = self
             .json
             .as_ref()
@@ -257,12 +264,12 @@ impl ImportProgress for ImportRenderer {
         let handle = std::thread::spawn(move || {
             let mut last: Vec<u64> = Vec::new();
             loop {
-                let stopping = stop.load(Ordering::Relaxed);
                 tick(&state, &bars, &json, &done, &mut last);
-                if stopping {
+                if stop.recv_timeout(Duration::from_millis(200)) != Err(RecvTimeoutError::Timeout) {
+                    // Stopped: one last tick shows the final counts.
+                    tick(&state, &bars, &json, &done, &mut last);
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(200));
             }
         });
         if let Ok(mut t) = self.ticker.lock() {

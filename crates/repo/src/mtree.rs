@@ -285,6 +285,7 @@ impl MutableTree {
     /// are listed first (refusing any nested more than [`MAX_RECURSION`] below this one with
     /// [`RepoError::TooDeep`]), then written children first.
     pub fn write(&mut self, txn: &Transaction<'_>) -> Result<(Checksum, Checksum)> {
+        let mut pending = PendingWrites::default();
         // Paths (names from here) of the changed directories, parents before children.
         let mut changed: Vec<Vec<String>> = Vec::new();
         let mut todo: Vec<(&MutableTree, Vec<String>)> = vec![(&*self, Vec::new())];
@@ -321,15 +322,18 @@ impl MutableTree {
                     }
                 };
             }
-            cur.write_one(txn)?;
+            cur.write_one(&mut pending)?;
+            pending.flush_if_full(txn)?;
         }
-        self.write_one(txn)
+        let r = self.write_one(&mut pending)?;
+        pending.flush(txn)?;
+        Ok(r)
     }
 
-    /// Writes this directory's dirmeta if new and its dirtree if changed, given that every
-    /// changed subdirectory is already written.
-    fn write_one(&mut self, txn: &Transaction<'_>) -> Result<(Checksum, Checksum)> {
-        let meta = self.write_meta(txn)?;
+    /// Serializes this directory's dirmeta if new and its dirtree if changed (into `pending`),
+    /// given that every changed subdirectory is already done.
+    fn write_one(&mut self, pending: &mut PendingWrites) -> Result<(Checksum, Checksum)> {
+        let meta = self.write_meta(pending);
         if let Some(t) = self.origin {
             return Ok((t, meta));
         }
@@ -345,7 +349,7 @@ impl MutableTree {
                     checksum: *c,
                 }),
                 MtreeEntry::Dir(d) => {
-                    let m = d.write_meta(txn)?;
+                    let m = d.write_meta(pending);
                     let t = d
                         .origin
                         .ok_or_else(|| RepoError::Internal("subdirectory not written".into()))?;
@@ -358,19 +362,61 @@ impl MutableTree {
             }
         }
         tree.sort();
-        let t = txn.write_metadata(ObjectType::DirTree, None, &tree.to_bytes())?;
+        let t = pending.add(ObjectType::DirTree, tree.to_bytes());
         self.origin = Some(t);
         Ok((t, meta))
     }
 
-    fn write_meta(&mut self, txn: &Transaction<'_>) -> Result<Checksum> {
-        Ok(match &self.meta {
+    fn write_meta(&mut self, pending: &mut PendingWrites) -> Checksum {
+        match &self.meta {
             Meta::Stored(c) => *c,
             Meta::New(m) => {
-                let c = txn.write_metadata(ObjectType::DirMeta, None, &m.to_dirmeta_bytes())?;
+                let c = pending.add(ObjectType::DirMeta, m.to_dirmeta_bytes());
                 self.meta = Meta::Stored(c);
                 c
             }
-        })
+        }
+    }
+}
+
+/// Serialized dirtrees and dirmetas waiting to be written: the tree is walked on one thread
+/// (it is a `&mut` walk), and the writes — a file each — go to every core at once.
+#[derive(Default)]
+struct PendingWrites {
+    objects: Vec<(ObjectType, Checksum, Vec<u8>)>,
+    /// What `objects` holds (one dirmeta is often shared by many directories).
+    queued: std::collections::HashSet<Checksum>,
+    bytes: usize,
+}
+
+impl PendingWrites {
+    /// Written in batches of this many bytes, to bound the memory held.
+    const BATCH: usize = 8 << 20;
+
+    /// Queues an object; returns its checksum.
+    fn add(&mut self, ty: ObjectType, bytes: Vec<u8>) -> Checksum {
+        let c = Checksum::digest(&bytes);
+        if self.queued.insert(c) {
+            self.bytes += bytes.len();
+            self.objects.push((ty, c, bytes));
+        }
+        c
+    }
+
+    fn flush_if_full(&mut self, txn: &Transaction<'_>) -> Result<()> {
+        if self.bytes >= Self::BATCH {
+            self.flush(txn)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, txn: &Transaction<'_>) -> Result<()> {
+        use rayon::prelude::*;
+        let objects = std::mem::take(&mut self.objects);
+        self.queued.clear();
+        self.bytes = 0;
+        objects
+            .par_iter()
+            .try_for_each(|(ty, c, bytes)| txn.write_metadata(*ty, Some(*c), bytes).map(|_| ()))
     }
 }

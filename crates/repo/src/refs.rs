@@ -196,34 +196,59 @@ impl Repo {
     /// Writes a ref file: temp file in the same directory, fdatasync, rename; then bumps the
     /// repository mtime.
     pub(crate) fn write_ref(&self, spec: &str, target: Option<&Checksum>) -> Result<()> {
-        let path = self.ref_path(spec);
         match target {
-            None => match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).io("delete ref", path),
-            },
+            None => self.delete_ref_file(spec)?,
             Some(c) => {
-                let dir = path.parent().unwrap_or(Path::new("."));
-                fs::create_dir_all(dir).io("create ref directory", dir)?;
-                if path.is_dir() {
-                    return Err(RepoError::InvalidArgument(format!(
-                        "ref {spec:?} conflicts with existing refs below it"
-                    )));
-                }
+                let dir = self.ref_dir_for_write(spec)?;
                 let tmp = dir.join(format!(".tmp-ref-{}", sys::random_suffix(8)));
-                let mut f = fs::File::create(&tmp).io("create", &tmp)?;
-                f.write_all(format!("{c}\n").as_bytes()).io("write", &tmp)?;
-                if self.config.fsync {
-                    f.sync_data().io("fdatasync", &tmp)?;
-                }
-                drop(f);
-                fs::rename(&tmp, &path).io("rename", &path)?;
+                write_ref_contents(&tmp, c, self.config.fsync)?;
+                self.move_ref_file_into_place(&tmp, spec)?;
             }
         }
         self.bump_mtime();
         Ok(())
     }
+
+    /// Deletes a ref file (a missing one is not an error).
+    pub(crate) fn delete_ref_file(&self, spec: &str) -> Result<()> {
+        let path = self.ref_path(spec);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).io("delete ref", path),
+        }
+    }
+
+    /// Creates the directory of ref `spec` and checks that no refs live below its name.
+    fn ref_dir_for_write(&self, spec: &str) -> Result<PathBuf> {
+        let path = self.ref_path(spec);
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        fs::create_dir_all(&dir).io("create ref directory", &dir)?;
+        if path.is_dir() {
+            return Err(RepoError::InvalidArgument(format!(
+                "ref {spec:?} conflicts with existing refs below it"
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// Renames a file already holding ref `spec`'s contents (durable, on the same filesystem)
+    /// over the ref. The mtime is the caller's to bump.
+    pub(crate) fn move_ref_file_into_place(&self, file: &Path, spec: &str) -> Result<()> {
+        self.ref_dir_for_write(spec)?;
+        let path = self.ref_path(spec);
+        fs::rename(file, &path).io("rename", &path)
+    }
+}
+
+/// Writes the contents of a ref file pointing at `c` into a new file `path`; `sync`: fdatasync it.
+pub(crate) fn write_ref_contents(path: &Path, c: &Checksum, sync: bool) -> Result<()> {
+    let mut f = fs::File::create(path).io("create", path)?;
+    f.write_all(format!("{c}\n").as_bytes()).io("write", path)?;
+    if sync {
+        f.sync_data().io("fdatasync", path)?;
+    }
+    Ok(())
 }
 
 fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Checksum>) -> Result<()> {

@@ -583,6 +583,8 @@ fn importer(work: Work, rx: mpsc::Receiver<Msg>) -> Result<Published, ImporterFa
     if !verified {
         return Err(ImporterFailure::FetchFailed);
     }
+    // Every layer is written: the disk works on them while the checks and the merge below run.
+    txn.start_writeback();
     let image = work.image.clone();
     let verify = |source| {
         other(StoreError::Verify {

@@ -55,6 +55,11 @@ impl Flusher {
         if before / FLUSH_EVERY == (before + bytes) / FLUSH_EVERY {
             return;
         }
+        self.request(dir);
+    }
+
+    /// Asks for a flush now (the thread syncing `dir`'s filesystem is started if needed).
+    pub(super) fn request(&self, dir: &Path) {
         let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         if thread.is_none() {
             match spawn(dir, Arc::clone(&self.shared)) {

@@ -272,6 +272,15 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// Starts writing back what is staged so far, in the background, when the writer is about
+    /// to spend a while on CPU (a merge, say): the syncfs of [`Transaction::commit`] then finds
+    /// little left to wait for. Does nothing when the repository does not fsync.
+    pub fn start_writeback(&self) {
+        if self.repo.config.fsync {
+            self.flusher.request(&self.staging.path);
+        }
+    }
+
     /// Queues a ref update (`None` deletes); applied by [`Transaction::commit`] after the
     /// objects are durable and the commit is proven complete.
     pub fn set_ref(&self, name: &str, target: Option<Checksum>) -> Result<()> {
@@ -316,13 +325,28 @@ impl<'r> Transaction<'r> {
         let refs =
             std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
         let partial = std::mem::take(&mut *self.partial.lock().unwrap_or_else(|p| p.into_inner()));
+        let started = std::time::Instant::now();
         self.flusher.stop();
         let fsync = self.repo.config.fsync;
+        // The new refs' contents are written into staging now, so that the syncfs below makes
+        // them durable with the objects: each ref is then one rename, not one fdatasync more.
+        let staged_refs = match self.stage_ref_files(&refs) {
+            Ok(s) => s,
+            Err(e) => {
+                *self.partial.lock().unwrap_or_else(|p| p.into_inner()) = partial;
+                return Err(e);
+            }
+        };
         let (synced, proven) = std::thread::scope(|s| {
             let sync = fsync.then(|| {
-                s.spawn(|| rustix::fs::syncfs(&self.staging.fd).io("syncfs", &self.staging.path))
+                s.spawn(|| {
+                    let r = rustix::fs::syncfs(&self.staging.fd).io("syncfs", &self.staging.path);
+                    tracing::debug!(elapsed = ?started.elapsed(), "staged objects synced");
+                    r
+                })
             });
             let proven = self.prove_complete(&refs, &partial);
+            tracing::debug!(elapsed = ?started.elapsed(), "commits proven complete");
             let synced = match sync.map(|h| h.join()) {
                 None | Some(Ok(Ok(()))) => Ok(()),
                 Some(Ok(Err(e))) => Err(e),
@@ -341,36 +365,62 @@ impl<'r> Transaction<'r> {
             *self.partial.lock().unwrap_or_else(|p| p.into_inner()) = partial;
             return Err(e);
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "staged objects published");
+        let result = self.write_published_refs(&refs, &staged_refs, &partial, proven);
+        tracing::debug!(elapsed = ?started.elapsed(), refs = refs.len(), "refs written");
         self.release_staging();
         self.repo.cleanup_tmpdir();
+        self.finished = true;
+        result.map(|()| self.stats())
+    }
+
+    /// Writes each new ref's contents into a file of the staging directory (not synced: the
+    /// staging syncfs does that). Returns the file per ref, `None` for deletions.
+    fn stage_ref_files(&self, refs: &[PendingRef]) -> Result<Vec<Option<PathBuf>>> {
+        refs.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.target
+                    .map(|c| {
+                        let path = self.staging.path.join(format!("ref-{i}"));
+                        crate::refs::write_ref_contents(&path, &c, false).map(|()| path)
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// After publication: if every proof held, drops the partial markers and moves the refs
+    /// (checking the expected values first, under the CAS lock).
+    fn write_published_refs(
+        &self,
+        refs: &[PendingRef],
+        staged: &[Option<PathBuf>],
+        partial: &[(Checksum, bool)],
+        proven: Result<()>,
+    ) -> Result<()> {
         if let Err(e) = proven {
             // An incomplete commit whose commit object is published keeps its marker (it was
             // marked before publication); one never written loses the marker it got here.
-            self.drop_unneeded_markers(&partial);
-            self.finished = true;
+            self.drop_unneeded_markers(partial);
             return Err(e);
         }
         // Every commit marked here is now published complete: its marker goes, whatever happens
         // to the refs below.
-        for (c, _) in &partial {
+        for (c, _) in partial {
             let p = self.repo.commitpartial_path(c);
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    self.finished = true;
-                    return Err(e).io("remove", p);
-                }
+                Err(e) => return Err(e).io("remove", p),
             }
         }
-
         let _cas = if refs.iter().any(|r| r.expected.is_some()) {
             let l = self.repo.cas_lock()?;
-            for r in &refs {
+            for r in refs {
                 if let Some(expected) = r.expected {
                     let found = self.repo.read_ref(&r.name)?;
                     if found != expected {
-                        self.finished = true;
                         return Err(RepoError::RefChanged {
                             name: r.name.clone(),
                             expected,
@@ -383,11 +433,17 @@ impl<'r> Transaction<'r> {
         } else {
             None
         };
-        for r in &refs {
-            self.repo.write_ref(&r.name, r.target.as_ref())?;
+        if refs.is_empty() {
+            return Ok(());
         }
-        self.finished = true;
-        Ok(self.stats())
+        for (r, file) in refs.iter().zip(staged) {
+            match file {
+                Some(f) => self.repo.move_ref_file_into_place(f, &r.name)?,
+                None => self.repo.delete_ref_file(&r.name)?,
+            }
+        }
+        self.repo.bump_mtime();
+        Ok(())
     }
 
     /// Proves every commit in `refs` and `partial` complete; an incomplete one is marked partial

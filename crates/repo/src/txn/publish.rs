@@ -138,6 +138,10 @@ impl Transaction<'_> {
         if fsync {
             rustix::fs::fsync(open_dir(&dst_dir)?).io("fsync", &dst_dir)?;
         }
+        if !temporaries {
+            // Emptied here, in parallel, rather than by the serial walk that releases staging.
+            let _ = rustix::fs::unlinkat(self.staging.fd.as_fd(), prefix, AtFlags::REMOVEDIR);
+        }
         Ok(())
     }
 }
