@@ -85,7 +85,9 @@ pub(crate) fn read_metadata_at(path: &Path, name: &ObjectName) -> Result<Vec<u8>
         }
         Err(e) => return Err(e).io("open", path),
     };
-    let mut buf = Vec::new();
+    // `take` hides the file's size from `read_to_end`, which would then probe with reads of
+    // 32, 64, 128… bytes: most metadata objects fit this first buffer (one read, then EOF).
+    let mut buf = Vec::with_capacity(16 * 1024);
     f.take(ostree_format::MAX_METADATA_SIZE + 1)
         .read_to_end(&mut buf)
         .io("read", path)?;
@@ -174,7 +176,7 @@ pub(crate) fn read_content_at(
             let meta = FileMeta::from_dirmeta_bytes(&raw).map_err(corrupt)?;
             let size = f.metadata().io("stat", path)?.len();
             if meta.mode & S_IFMT == S_IFLNK {
-                let mut buf = Vec::new();
+                let mut buf = Vec::with_capacity(size.min(8192) as usize + 1);
                 (&mut f).take(8192).read_to_end(&mut buf).io("read", path)?;
                 if buf.last() != Some(&0) {
                     return Err(corrupt(ostree_format::FormatError::InvalidSymlinkTarget(
