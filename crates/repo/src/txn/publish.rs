@@ -84,6 +84,7 @@ impl Transaction<'_> {
                 _ => temporaries = true,
             }
         }
+        let mut target_exists = false;
         if !temporaries {
             match rustix::fs::renameat(
                 self.staging.fd.as_fd(),
@@ -99,16 +100,22 @@ impl Transaction<'_> {
                 }
                 // Not empty (usually), or a filesystem that cannot move directories there:
                 // object by object, which reports any real problem.
-                Err(e) => tracing::trace!("objects/{prefix}: moving objects one by one ({e})"),
+                Err(e) => {
+                    target_exists =
+                        matches!(e, rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST);
+                    tracing::trace!("objects/{prefix}: moving objects one by one ({e})");
+                }
             }
         }
-        match rustix::fs::mkdirat(
-            self.repo.objects.as_fd(),
-            prefix,
-            Mode::from_raw_mode(0o777),
-        ) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e).io("create", &dst_dir),
+        if !target_exists {
+            match rustix::fs::mkdirat(
+                self.repo.objects.as_fd(),
+                prefix,
+                Mode::from_raw_mode(0o777),
+            ) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e).io("create", &dst_dir),
+            }
         }
         // Targets are named by path from `objects/`, not through a descriptor of `objects/XX`:
         // another writer may still replace an empty `objects/XX` with its whole directory, and
