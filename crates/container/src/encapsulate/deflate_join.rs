@@ -52,18 +52,22 @@ const DIST_BITS: u32 = 8;
 /// The code-length code has codes of at most 7 bits: one level.
 const CODELEN_BITS: u32 = 7;
 
-// Table entry: bits 0–7 the bits to consume (code plus extra bits), 8–15 the kind, 16–31 the
-// symbol (or, for SUB, the subtable's offset, with its index width in bits 0–7).
+// Table entry: bits 0–7 the bits to consume (code plus extra bits), 8–11 the kind, 12–15 the
+// code's own length, 16–31 the symbol (or, for SUB, the subtable's offset, with its index width
+// in bits 0–7).
 const LIT: u32 = 0;
 const LEN: u32 = 1;
 const EOB: u32 = 2;
 const INVALID: u32 = 3;
 const SUB: u32 = 4;
 
-const fn entry(kind: u32, bits: u32, sym: u32) -> u32 {
-    (sym << 16) | (kind << 8) | bits
+const fn entry(kind: u32, bits: u32, code_len: u32, sym: u32) -> u32 {
+    (sym << 16) | (code_len << 12) | (kind << 8) | bits
 }
-const INVALID_ENTRY: u32 = entry(INVALID, 0, 0);
+const fn kind_of(e: u32) -> u32 {
+    (e >> 8) & 0xf
+}
+const INVALID_ENTRY: u32 = entry(INVALID, 0, 0, 0);
 
 /// Extra bits of each length symbol 257..=285.
 const LEN_EXTRA: [u8; 29] = [
@@ -97,6 +101,8 @@ fn dist_kind(sym: usize) -> (u32, u32) {
 struct Table {
     bits: u32,
     entries: Vec<u32>,
+    /// Reused by [`Table::fold_literals`].
+    scratch: Vec<u32>,
 }
 
 /// How strictly to check a code's completeness (zlib's rules).
@@ -113,6 +119,7 @@ impl Table {
         Table {
             bits,
             entries: Vec::with_capacity(1 << bits),
+            scratch: Vec::new(),
         }
     }
 
@@ -193,7 +200,7 @@ impl Table {
                 if w > 0 {
                     let off = self.entries.len() as u32;
                     offsets[p] = off;
-                    self.entries[p] = entry(SUB, w, off);
+                    self.entries[p] = entry(SUB, w, 0, off);
                     self.entries
                         .resize(self.entries.len() + (1 << w), INVALID_ENTRY);
                 }
@@ -201,7 +208,7 @@ impl Table {
         }
         for (rev, len, sym) in codes {
             let (k, extra) = kind(sym);
-            let e = entry(k, len + extra, sym as u32);
+            let e = entry(k, len + extra, len, sym as u32);
             if len <= self.bits {
                 let mut i = rev as usize;
                 while i < primary {
@@ -222,6 +229,44 @@ impl Table {
         true
     }
 
+    /// Folds runs of literals into the primary entries: an entry whose code is a literal then
+    /// consumes every following literal whose code lies wholly inside the primary lookup's
+    /// bits, and a length code ending the run too (the entry then stands for that length, so
+    /// a distance follows). A walker needs no values, only bit counts, so one lookup skips
+    /// several symbols.
+    fn fold_literals(&mut self) {
+        let primary = 1usize << self.bits;
+        let Some(primary_entries) = self.entries.get(..primary) else {
+            return;
+        };
+        let mut single = std::mem::take(&mut self.scratch);
+        single.clear();
+        single.extend_from_slice(primary_entries);
+        for (i, slot) in self.entries.iter_mut().take(primary).enumerate() {
+            let first = single[i];
+            if kind_of(first) != LIT {
+                continue;
+            }
+            let mut used = first & 0xff;
+            let mut kind = LIT;
+            while used < self.bits {
+                let next = single[(i >> used) & (primary - 1)];
+                let k = kind_of(next);
+                let code_len = (next >> 12) & 0xf;
+                if (k != LIT && k != LEN) || code_len > self.bits - used {
+                    break;
+                }
+                used += next & 0xff;
+                if k == LEN {
+                    kind = LEN;
+                    break;
+                }
+            }
+            *slot = entry(kind, used, 0, 0);
+        }
+        self.scratch = single;
+    }
+
     /// The entry for the next code in `bitbuf` (LSB first); never panics.
     #[inline(always)]
     fn lookup(&self, bitbuf: u64) -> u32 {
@@ -231,7 +276,7 @@ impl Table {
             .get((bitbuf & mask) as usize)
             .copied()
             .unwrap_or(INVALID_ENTRY);
-        if (e >> 8) & 0xff != SUB {
+        if kind_of(e) != SUB {
             return e;
         }
         let w = e & 0xff;
@@ -262,6 +307,7 @@ fn fixed_tables() -> &'static (Table, Table) {
         let ok = litlen.build(&lens, litlen_kind, Completeness::Complete)
             && dist.build(&[5u8; 32], dist_kind, Completeness::Complete);
         debug_assert!(ok);
+        litlen.fold_literals();
         (litlen, dist)
     })
 }
@@ -345,7 +391,7 @@ impl<'a> Bits<'a> {
         self.refill();
         let e = table.lookup(self.buf);
         self.consume(e & 0xff)?;
-        Ok(((e >> 8) & 0xff, (e >> 16) as usize))
+        Ok((kind_of(e), (e >> 16) as usize))
     }
 }
 
@@ -480,40 +526,84 @@ fn read_dynamic(
             bit: header,
         });
     }
+    litlen.fold_literals();
     Ok(())
 }
 
 /// Skips a Huffman-coded block's symbols through its end-of-block code.
+///
+/// Literal or length is not branched on (it would be mispredicted about half the time): the
+/// distance entry is always looked up and its bits masked out after a literal. While 8 bytes
+/// remain, every refill leaves at least 56 bits and one step consumes at most 48 (a
+/// literal/length code with extra bits ≤ 20, a folded literal run ≤ LITLEN_BITS + 5, a
+/// distance code with extra bits ≤ 28), so that loop needs no truncation checks and keeps the
+/// bit buffer in registers; the last bytes take the checked path.
 fn skip_symbols(r: &mut Bits<'_>, litlen: &Table, dist: &Table) -> Result<(), WalkError> {
+    let data = r.data;
+    let (mut pos, mut buf, mut count) = (r.pos, r.buf, r.count);
+    // A length followed by an invalid distance, noted without a branch and reported when the
+    // loop ends (it ends: every literal/length entry consumes at least one bit).
+    let mut bad_distance = 0u32;
+    let bad = |r: &Bits<'_>| WalkError::BadSymbol {
+        what: "distance",
+        bit: r.bit_pos(),
+    };
+    while let Some(w) = data.get(pos..pos + 8) {
+        let w = <[u8; 8]>::try_from(w).unwrap_or_default();
+        buf |= u64::from_le_bytes(w) << count;
+        let n = (63 - count) / 8;
+        pos += n as usize;
+        count += n * 8;
+        let e = litlen.lookup(buf);
+        let kind = kind_of(e);
+        if kind > LEN {
+            (r.pos, r.buf, r.count) = (pos, buf, count);
+            if bad_distance != 0 {
+                return Err(bad(r));
+            }
+            if kind == EOB {
+                return r.consume(e & 0xff);
+            }
+            return Err(WalkError::BadSymbol {
+                what: "literal/length",
+                bit: r.bit_pos(),
+            });
+        }
+        let n = e & 0xff;
+        buf >>= n;
+        count = count.wrapping_sub(n);
+        let d = dist.lookup(buf);
+        bad_distance |= kind & u32::from(kind_of(d) != LEN);
+        let m = d & 0xff & 0u32.wrapping_sub(kind);
+        buf >>= m;
+        count = count.wrapping_sub(m);
+    }
+    (r.pos, r.buf, r.count) = (pos, buf, count);
+    if bad_distance != 0 {
+        return Err(bad(r));
+    }
     loop {
-        // One refill covers a literal/length code with extra bits (≤ 20) and a distance code
-        // with extra bits (≤ 28): 48 ≤ 56 bits.
         r.refill();
         let e = litlen.lookup(r.buf);
-        let kind = (e >> 8) & 0xff;
-        if kind == LIT {
-            r.consume(e & 0xff)?;
-            continue;
-        }
-        if kind == LEN {
-            r.consume(e & 0xff)?;
-            let d = dist.lookup(r.buf);
-            if (d >> 8) & 0xff != LEN {
-                return Err(WalkError::BadSymbol {
-                    what: "distance",
-                    bit: r.bit_pos(),
-                });
+        let kind = kind_of(e);
+        if kind > LEN {
+            if kind == EOB {
+                return r.consume(e & 0xff);
             }
-            r.consume(d & 0xff)?;
-            continue;
+            return Err(WalkError::BadSymbol {
+                what: "literal/length",
+                bit: r.bit_pos(),
+            });
         }
-        if kind == EOB {
-            return r.consume(e & 0xff);
+        r.consume(e & 0xff)?;
+        let d = dist.lookup(r.buf);
+        if (kind == LEN) & (kind_of(d) != LEN) {
+            return Err(WalkError::BadSymbol {
+                what: "distance",
+                bit: r.bit_pos(),
+            });
         }
-        return Err(WalkError::BadSymbol {
-            what: "literal/length",
-            bit: r.bit_pos(),
-        });
+        r.consume(d & 0xff & 0u32.wrapping_sub(kind))?;
     }
 }
 

@@ -285,4 +285,104 @@ mod tests {
         let serial = out.stdout.len() as f64;
         assert!(ours <= serial * 1.01, "ours {ours} vs gzip -6 {serial}");
     }
+
+    /// CPU seconds (user + system) of `/proc/<who>/stat` (ticks of 10 ms).
+    fn cpu(who: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{who}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        // Fields 14 and 15 of stat(5); `after` starts at field 3.
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    }
+
+    /// The previous scheme (zlib-rs, previous block's 32 KiB as dictionary, sync flush), kept
+    /// here only to measure against.
+    fn old_deflate_block(data: &[u8], dict: &[u8], level: u32, is_final: bool) -> Vec<u8> {
+        use flate2::{Compress, FlushCompress};
+        let mut c = Compress::new(flate2::Compression::new(level), false);
+        if !dict.is_empty() {
+            c.set_dictionary(dict).unwrap();
+        }
+        let flush = if is_final {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::Sync
+        };
+        let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 4096);
+        c.compress_vec(data, &mut out, flush).unwrap();
+        assert_eq!(c.total_in() as usize, data.len());
+        out
+    }
+
+    /// Figures for the notes, not a check: `PARGZ_SAMPLE=<file> PARGZ_MODE=new|old|walk
+    /// PARGZ_LEVEL=6 cargo test --release -p ostree-container --lib pargz::tests::figures --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn figures() {
+        use rayon::prelude::*;
+        let path = std::env::var("PARGZ_SAMPLE").expect("PARGZ_SAMPLE");
+        let mode = std::env::var("PARGZ_MODE").unwrap_or_else(|_| "new".into());
+        let level: u32 = std::env::var("PARGZ_LEVEL").map_or(6, |l| l.parse().unwrap());
+        let data = std::fs::read(path).unwrap();
+        let (cpu0, t0) = (cpu("self"), std::time::Instant::now());
+        let size = match mode.as_str() {
+            "new" => compress(&data, level, 2 * rayon::current_num_threads() + 2).len(),
+            "old" => {
+                let blocks: Vec<&[u8]> = data.chunks(BLOCK).collect();
+                let n = blocks.len();
+                let pieces: Vec<Vec<u8>> = (0..n)
+                    .into_par_iter()
+                    .map(|i| {
+                        let dict = if i == 0 {
+                            &[][..]
+                        } else {
+                            let p = blocks[i - 1];
+                            &p[p.len() - 32 * 1024..]
+                        };
+                        let mut crc = crc32fast::Hasher::new();
+                        crc.update(blocks[i]);
+                        std::hint::black_box(crc.finalize());
+                        old_deflate_block(blocks[i], dict, level, i == n - 1)
+                    })
+                    .collect();
+                18 + pieces.iter().map(Vec::len).sum::<usize>()
+            }
+            "walk" => {
+                // One thread: libdeflate time vs walker time on the same pieces.
+                let c0 = cpu("thread-self");
+                let mut pieces: Vec<Vec<u8>> = data
+                    .chunks(BLOCK)
+                    .map(|b| deflate_block(b, level, true).unwrap())
+                    .collect();
+                let c1 = cpu("thread-self");
+                for _ in 0..5 {
+                    for p in &pieces {
+                        std::hint::black_box(deflate_join::walk(p).unwrap());
+                    }
+                }
+                let c2 = cpu("thread-self");
+                let (deflate_s, walk_s) = (c1 - c0, (c2 - c1) / 5.0);
+                let mut compressed = 0;
+                for p in &mut pieces {
+                    deflate_join::join(p).unwrap();
+                    compressed += p.len();
+                }
+                println!(
+                    "libdeflate {level}: {deflate_s:.2} s CPU; walker {walk_s:.3} s CPU = \
+                     {:.1} MB/s of compressed input, {:.2}% of the compression CPU",
+                    compressed as f64 / walk_s / 1e6,
+                    100.0 * walk_s / deflate_s
+                );
+                compressed + 18
+            }
+            m => panic!("unknown mode {m}"),
+        };
+        println!(
+            "mode {mode} level {level} threads {}: {size} bytes, {:.2} s CPU, {:.2} s wall",
+            rayon::current_num_threads(),
+            cpu("self") - cpu0,
+            t0.elapsed().as_secs_f64()
+        );
+    }
 }
