@@ -46,7 +46,7 @@ pub enum WalkError {
 }
 
 /// Bits of the primary lookup of the literal/length table; longer codes use subtables.
-const LITLEN_BITS: u32 = 11;
+const LITLEN_BITS: u32 = 10;
 /// Bits of the primary lookup of the distance table.
 const DIST_BITS: u32 = 8;
 /// The code-length code has codes of at most 7 bits: one level.
