@@ -13,6 +13,7 @@
 pub mod chunking;
 pub mod compress;
 pub mod contentmeta;
+mod deflate_join;
 mod error;
 pub mod image;
 pub mod oci;
