@@ -202,7 +202,8 @@ impl Repo {
                 let dir = self.ref_dir_for_write(spec)?;
                 let tmp = dir.join(format!(".tmp-ref-{}", sys::random_suffix(8)));
                 write_ref_contents(&tmp, c, self.config.fsync)?;
-                self.move_ref_file_into_place(&tmp, spec)?;
+                let path = self.ref_path(spec);
+                fs::rename(&tmp, &path).io("rename", &path)?;
             }
         }
         self.bump_mtime();

@@ -324,19 +324,14 @@ impl<'r> Transaction<'r> {
     pub fn commit(mut self) -> Result<TxnStats> {
         let refs =
             std::mem::take(&mut *self.pending_refs.lock().unwrap_or_else(|p| p.into_inner()));
+        // The new refs' contents are written into staging now, so that the syncfs below makes
+        // them durable with the objects: each ref is then one rename, not one fdatasync more.
+        // (Before the markers are taken: on failure the drop discards them with staging.)
+        let staged_refs = self.stage_ref_files(&refs)?;
         let partial = std::mem::take(&mut *self.partial.lock().unwrap_or_else(|p| p.into_inner()));
         let started = std::time::Instant::now();
         self.flusher.stop();
         let fsync = self.repo.config.fsync;
-        // The new refs' contents are written into staging now, so that the syncfs below makes
-        // them durable with the objects: each ref is then one rename, not one fdatasync more.
-        let staged_refs = match self.stage_ref_files(&refs) {
-            Ok(s) => s,
-            Err(e) => {
-                *self.partial.lock().unwrap_or_else(|p| p.into_inner()) = partial;
-                return Err(e);
-            }
-        };
         let (synced, proven) = std::thread::scope(|s| {
             let sync = fsync.then(|| {
                 s.spawn(|| {
