@@ -13,7 +13,6 @@
 pub mod chunking;
 pub mod compress;
 pub mod contentmeta;
-mod deflate_join;
 mod error;
 pub mod image;
 pub mod oci;

@@ -15,7 +15,6 @@ use crate::error::{IoContext, RepoError, Result};
 use crate::repo::{Repo, RepoLock};
 use crate::sys::{self, LockKind};
 
-mod deflate;
 mod flush;
 mod publish;
 mod staged;

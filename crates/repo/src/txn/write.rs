@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
+use ostree_deflate::PieceWriter;
 use ostree_format::{
     Checksum, ContentHasher, FileMeta, ObjectName, ObjectType, archive_header, length_prefixed,
     symlink_checksum, validate_metadata, validate_symlink_target,
@@ -284,35 +285,18 @@ impl Transaction<'_> {
         let (file, mode_set) = self.new_object_file(meta)?;
         let mut hasher = ContentHasher::new(meta, None);
         let staging = &self.staging.path;
-        let level = self.repo.config.zlib_level;
-        let copied = if mode == RepoMode::Archive && super::deflate::applies(level, size) {
-            let header = length_prefixed(&archive_header(size, meta, None));
-            super::deflate::compress_whole(
-                level,
-                size,
-                |c| body.copy_hashing(&mut hasher, c).map(drop),
-                |z| {
-                    let mut w = BufWriter::with_capacity(128 * 1024, &file);
-                    w.write_all(&header)?;
-                    w.write_all(z)?;
-                    w.flush()
-                },
-            )
-            .io("write object in", staging)?
-        } else if mode == RepoMode::Archive {
+        let copied = if mode == RepoMode::Archive {
+            // Raw deflate by libdeflate in independent 1 MiB pieces (large objects on several
+            // cores); readers accept any valid stream, the checksum covers the content.
             let mut w = BufWriter::with_capacity(128 * 1024, &file);
             w.write_all(&length_prefixed(&archive_header(size, meta, None)))
                 .io("write", staging)?;
-            let mut enc = flate2::write::DeflateEncoder::new(
-                w,
-                flate2::Compression::new(self.repo.config.zlib_level),
-            );
+            let window = 2 * rayon::current_num_threads() + 2;
+            let mut enc = PieceWriter::new(w, self.repo.config.zlib_level, window, Some(size));
             let n = body
                 .copy_hashing(&mut hasher, &mut enc)
                 .io("write object in", staging)?;
-            enc.finish()
-                .and_then(|mut w| w.flush())
-                .io("write", staging)?;
+            enc.finish().io("write", staging)?;
             n
         } else {
             body.copy_hashing(&mut hasher, &mut &file)

@@ -2,7 +2,7 @@
 //! block's BFINAL bit and appends an empty stored block, which is how a zlib sync flush ends,
 //! so the piece becomes byte-aligned and non-final and the next piece can follow it directly.
 //!
-//! libdeflate, which compresses [`super::pargz`]'s blocks, has no streaming or flush API: it
+//! libdeflate, which compresses [`crate::PieceWriter`]'s pieces, has no streaming or flush API: it
 //! only writes whole streams whose last block is final. Where that final block starts and
 //! where it ends (to the bit) are only known by walking every block, so [`walk`] parses the
 //! block headers and skips every Huffman symbol without producing output. It runs on every
