@@ -81,6 +81,9 @@ for r in $(seq 1 "$ROUNDS"); do
   for name in "${order[@]}"; do
     out="$BENCH_DIR/encap-out-$name"
     rm -rf "$out"
+    # Every run starts with no dirty pages of the previous one (its ~800 MB of output being
+    # written back made the next run 10.5 s or 18.7 s at random on this VM).
+    sync
     n=$(nproc)
     case $name in
       base-tar-read) measure "$name" bash -c "tar -C '$TREE' -cf - . | cat >/dev/null"; continue ;;
