@@ -13,4 +13,4 @@ pub mod join;
 mod pieces;
 
 pub use join::{Bounds, WalkError, join, walk};
-pub use pieces::{BLOCK, PieceWriter, compress_piece};
+pub use pieces::{BLOCK, PieceWriter, compress_piece, default_window};

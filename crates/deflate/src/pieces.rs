@@ -9,6 +9,12 @@ use std::sync::mpsc::{Receiver, sync_channel};
 /// costs well under 1%, small enough to bound memory and spread over cores).
 pub const BLOCK: usize = 1 << 20;
 
+/// Blocks in flight for a writer on this machine: two per pool thread keep every core busy
+/// while one finishes (the output does not depend on it).
+pub fn default_window() -> usize {
+    2 * rayon::current_num_threads().max(1) + 2
+}
+
 /// A compressed piece on its way back from the pool.
 type Piece = io::Result<Vec<u8>>;
 
@@ -92,8 +98,11 @@ impl<W: Write> PieceWriter<W> {
             self.drain_one()?;
         }
         let last = std::mem::take(&mut self.cur);
-        let piece = compress_piece(&last, self.level, true)?;
-        self.out.write_all(&piece)?;
+        let out = &mut self.out;
+        with_compressor(self.level, |c, buf| {
+            compress_with(c, &last, buf)?;
+            out.write_all(buf)
+        })?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -119,28 +128,44 @@ impl<W: Write> Write for PieceWriter<W> {
 }
 
 thread_local! {
-    /// This thread's libdeflate compressor and its level (allocating one per block is costly).
-    static COMPRESSOR: RefCell<Option<(u32, libdeflater::Compressor)>> =
+    /// This thread's libdeflate compressor, its level (allocating one per block is costly)
+    /// and an output buffer reused by final pieces (every small object is one).
+    static COMPRESSOR: RefCell<Option<(u32, libdeflater::Compressor, Vec<u8>)>> =
         const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's compressor for `level` and its output buffer.
+fn with_compressor<R>(
+    level: u32,
+    f: impl FnOnce(&mut libdeflater::Compressor, &mut Vec<u8>) -> io::Result<R>,
+) -> io::Result<R> {
+    COMPRESSOR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.as_ref().is_none_or(|(l, _, _)| *l != level) {
+                *slot = Some((level, new_compressor(level)?, Vec::new()));
+            }
+            match slot.as_mut() {
+                Some((_, c, buf)) => {
+                    let r = f(c, buf);
+                    if buf.capacity() > 2 * BLOCK {
+                        *buf = Vec::new();
+                    }
+                    r
+                }
+                None => Err(io::Error::other("no deflate compressor")),
+            }
+        }
+        // Re-entered on this thread: a fresh compressor.
+        Err(_) => f(&mut new_compressor(level)?, &mut Vec::new()),
+    })
 }
 
 /// Raw deflate of one block by libdeflate at `level` (0–9). A non-final piece is joined (made
 /// non-final and byte-aligned, so another piece may follow); a final one is the complete stream
 /// libdeflate wrote.
 pub fn compress_piece(data: &[u8], level: u32, is_final: bool) -> io::Result<Vec<u8>> {
-    let mut out = COMPRESSOR.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => {
-            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-                *slot = Some((level, new_compressor(level)?));
-            }
-            match slot.as_mut() {
-                Some((_, c)) => compress_with(c, data),
-                None => Err(io::Error::other("no deflate compressor")),
-            }
-        }
-        // Re-entered on this thread: a fresh compressor.
-        Err(_) => compress_with(&mut new_compressor(level)?, data),
-    })?;
+    let mut out = Vec::new();
+    with_compressor(level, |c, _| compress_with(c, data, &mut out))?;
     if !is_final {
         crate::join::join(&mut out).map_err(|e| {
             io::Error::new(
@@ -160,14 +185,19 @@ fn new_compressor(level: u32) -> io::Result<libdeflater::Compressor> {
     Ok(libdeflater::Compressor::new(lvl))
 }
 
-fn compress_with(c: &mut libdeflater::Compressor, data: &[u8]) -> io::Result<Vec<u8>> {
+/// Compresses `data` into `out` (resized to fit exactly).
+fn compress_with(
+    c: &mut libdeflater::Compressor,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     // Room for the joined piece's empty stored block too.
-    let mut out = vec![0u8; c.deflate_compress_bound(data.len()) + 8];
+    out.resize(c.deflate_compress_bound(data.len()) + 8, 0);
     let n = c
-        .deflate_compress(data, &mut out)
+        .deflate_compress(data, out)
         .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
     out.truncate(n);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -179,11 +179,8 @@ fn compress_loop(
     let mut done = 0u64;
     match compression {
         Compression::Gzip { level } => {
-            // Blocks in flight on the pool so that even a single layer uses every core (two per
-            // thread keep every core busy while one finishes); the output does not depend on
-            // the window.
-            let window = 2 * rayon::current_num_threads().max(1) + 2;
-            let mut enc = super::pargz::ParGzWriter::new(out, level, window);
+            let mut enc =
+                super::pargz::ParGzWriter::new(out, level, ostree_deflate::default_window());
             for chunk in rx {
                 enc.write_all(&chunk)?;
                 done += chunk.len() as u64;

@@ -291,8 +291,12 @@ impl Transaction<'_> {
             let mut w = BufWriter::with_capacity(128 * 1024, &file);
             w.write_all(&length_prefixed(&archive_header(size, meta, None)))
                 .io("write", staging)?;
-            let window = 2 * rayon::current_num_threads() + 2;
-            let mut enc = PieceWriter::new(w, self.repo.config.zlib_level, window, Some(size));
+            let mut enc = PieceWriter::new(
+                w,
+                self.repo.config.zlib_level,
+                ostree_deflate::default_window(),
+                Some(size),
+            );
             let n = body
                 .copy_hashing(&mut hasher, &mut enc)
                 .io("write object in", staging)?;
