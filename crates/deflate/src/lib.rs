@@ -10,6 +10,7 @@
 //! Used by gzip layers (encapsulate) and by archive-mode object payloads (the repository).
 
 pub mod join;
+pub mod levels;
 mod pieces;
 
 pub use join::{Bounds, WalkError, join, walk};

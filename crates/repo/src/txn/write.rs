@@ -177,6 +177,29 @@ impl Transaction<'_> {
         meta: &FileMeta,
         source: ContentSource<'_>,
     ) -> Result<Checksum> {
+        self.write_content_inner(expected, meta, source, true)
+    }
+
+    /// [`Transaction::write_content`] of `expected`, which the caller has just found absent
+    /// with [`Transaction::has_object`]: the repository is not asked again (one `stat` less
+    /// per object of an import). Should another writer publish the object meanwhile, ours is
+    /// dropped at publication (objects are immutable and identical).
+    pub fn write_content_absent(
+        &self,
+        expected: Checksum,
+        meta: &FileMeta,
+        source: ContentSource<'_>,
+    ) -> Result<Checksum> {
+        self.write_content_inner(Some(expected), meta, source, false)
+    }
+
+    fn write_content_inner(
+        &self,
+        expected: Option<Checksum>,
+        meta: &FileMeta,
+        source: ContentSource<'_>,
+        ask_repo: bool,
+    ) -> Result<Checksum> {
         let label = |c: Option<Checksum>| {
             c.map(|c| format!("{c}.file"))
                 .unwrap_or_else(|| "new content".into())
@@ -198,7 +221,11 @@ impl Transaction<'_> {
         }
         self.check_mode_restrictions(meta, &label(expected))?;
         if let Some(e) = expected
-            && self.has_object(&ObjectName::new(e, ObjectType::File))?
+            && (if ask_repo {
+                self.has_object(&ObjectName::new(e, ObjectType::File))?
+            } else {
+                self.staged.contains(&ObjectName::new(e, ObjectType::File))
+            })
         {
             self.stats.already_present.fetch_add(1, Ordering::Relaxed);
             return Ok(e);
@@ -287,13 +314,14 @@ impl Transaction<'_> {
         let staging = &self.staging.path;
         let copied = if mode == RepoMode::Archive {
             // Raw deflate by libdeflate in independent 1 MiB pieces (large objects on several
-            // cores); readers accept any valid stream, the checksum covers the content.
+            // cores); readers accept any valid stream, the checksum covers the content. The
+            // configured zlib level is libostree's density, met by a cheaper libdeflate level.
             let mut w = BufWriter::with_capacity(128 * 1024, &file);
             w.write_all(&length_prefixed(&archive_header(size, meta, None)))
                 .io("write", staging)?;
             let mut enc = PieceWriter::new(
                 w,
-                self.repo.config.zlib_level,
+                ostree_deflate::levels::for_zlib_level(self.repo.config.zlib_level),
                 ostree_deflate::default_window(),
                 Some(size),
             );

@@ -46,7 +46,8 @@ pub(super) enum Payload {
     Symlink(String),
 }
 
-/// One content object to write.
+/// One content object to write; dispatched only for objects the repository was just found not
+/// to have (`pool_for`), so the write does not ask again.
 pub(super) struct Job {
     /// The tar header index of the entry (orders errors).
     pub(super) entry: u64,
@@ -68,10 +69,10 @@ impl Job {
     fn write(self, txn: &Transaction<'_>) -> Result<(), TarError> {
         let r = match &self.payload {
             Payload::Regular { buf } => {
-                txn.write_content(Some(self.checksum), &self.meta, ContentSource::Bytes(buf))
+                txn.write_content_absent(self.checksum, &self.meta, ContentSource::Bytes(buf))
             }
-            Payload::Symlink(target) => txn.write_content(
-                Some(self.checksum),
+            Payload::Symlink(target) => txn.write_content_absent(
+                self.checksum,
                 &self.meta,
                 ContentSource::Symlink { target },
             ),
