@@ -220,15 +220,12 @@ impl Transaction<'_> {
             validate_symlink_target(target).map_err(bad)?;
         }
         self.check_mode_restrictions(meta, &label(expected))?;
-        if let Some(e) = expected
-            && (if ask_repo {
-                self.has_object(&ObjectName::new(e, ObjectType::File))?
-            } else {
-                self.staged.contains(&ObjectName::new(e, ObjectType::File))
-            })
+        // `has_object`, with the repository's half only when the caller has not just asked it.
+        if let Some(e) = expected.map(|e| ObjectName::new(e, ObjectType::File))
+            && (self.staged.contains(&e) || (ask_repo && self.repo.has_object(&e)?))
         {
             self.stats.already_present.fetch_add(1, Ordering::Relaxed);
-            return Ok(e);
+            return Ok(e.checksum);
         }
         let checksum = match source {
             ContentSource::Symlink { target } => self.write_symlink(expected, meta, target)?,

@@ -230,10 +230,7 @@ fn archive_pieces_at_every_level_read_by_ostree() {
     std::fs::write(src.join("big"), &data).unwrap();
     let cli = ostree();
     let theirs = d.path().join("theirs");
-    cli.init(&theirs, "archive").unwrap();
-    let their_commit = cli
-        .commit(&theirs, "test", &src, &cli_commit_opts())
-        .unwrap();
+    let their_commit = ostree_archive_commit(&cli, &theirs, &src);
     let mut sizes = Vec::new();
     for level in [1, 9] {
         let dir = d.path().join(format!("ours-{level}"));
@@ -290,10 +287,7 @@ fn archive_default_level_as_dense_as_libostree() {
     assert!(total >= 20 << 20, "only {total} bytes of /usr/bin");
     let cli = ostree();
     let theirs = d.path().join("theirs");
-    cli.init(&theirs, "archive").unwrap();
-    let their_commit = cli
-        .commit(&theirs, "test", &src, &cli_commit_opts())
-        .unwrap();
+    let their_commit = ostree_archive_commit(&cli, &theirs, &src);
     let dir = d.path().join("ours");
     Repo::create(&dir, RepoMode::Archive).unwrap();
     let repo = Repo::open(&dir).unwrap();
@@ -308,6 +302,12 @@ fn archive_default_level_as_dense_as_libostree() {
         ours * 100 <= libostree * 101,
         "ours {ours} bytes vs libostree's {libostree} for {total} bytes of content"
     );
+}
+
+/// `ostree commit` of `src` as branch `test` into a new archive repository at `repo`.
+fn ostree_archive_commit(cli: &OstreeCli, repo: &std::path::Path, src: &std::path::Path) -> String {
+    cli.init(repo, "archive").unwrap();
+    cli.commit(repo, "test", src, &cli_commit_opts()).unwrap()
 }
 
 /// Total size of the `.filez` objects under `dir`.
